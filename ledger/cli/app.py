@@ -1,0 +1,58 @@
+"""The Typer application every command module registers on, and shared CLI helpers."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+
+from ledger.settings import Settings
+
+app = typer.Typer(
+    name="ledger",
+    help="The settlement ledger: an event-sourced, auditable job ledger for money payouts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad LEDGER_* value is one clear line, exit 2."""
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError, shown without a traceback
+        fail(f"bad configuration: {exc}".splitlines()[0] + f" ({_first_error(exc)})", code=2)
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"LEDGER_{str(first['loc'][0]).upper()}: {first['msg']}"
+    return str(exc)
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def print_json(value: Any) -> None:
+    """Compact JSON on stdout, one line (what scripts parse)."""
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    """One line on stderr and exit ``code``; never a traceback."""
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)

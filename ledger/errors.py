@@ -1,0 +1,128 @@
+"""One error tree for the whole ledger.
+
+Every error is a ``LedgerError``; its docstring is the default message, and the
+message says what to do next. Driver errors (SQLAlchemy, psycopg, redis) are
+translated into these at the boundary, so callers never see a traceback from a
+library they did not call.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """The settlement ledger failed."""
+
+    #: process exit code the CLI uses for this error
+    exit_code: int = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidRequest(LedgerError):
+    """The request is invalid; fix the named field and send it again."""
+
+    exit_code = 2
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class IdempotencyConflict(LedgerError):
+    """This idempotency key was already used for a different request; use a new key."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, job_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} already belongs to job {job_id} with a different "
+            "request; nothing was enqueued (use a new key for a new settlement)"
+        )
+        self.key = key
+        self.job_id = job_id
+
+
+class ConcurrencyError(LedgerError):
+    """Another writer changed this job first; reload its stream and decide again."""
+
+    def __init__(self, job_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"job {job_id} is at version {actual}, not {expected}: another writer got there "
+            "first; nothing was appended"
+        )
+        self.job_id = job_id
+        self.expected = expected
+        self.actual = actual
+
+
+class IllegalTransition(LedgerError):
+    """This event is not allowed in the job's current state."""
+
+    def __init__(self, job_id: str, state: str | None, event_type: str) -> None:
+        super().__init__(
+            f"job {job_id}: event {event_type!r} is not allowed in state {state or 'none'!r}"
+        )
+        self.job_id = job_id
+        self.state = state
+        self.event_type = event_type
+
+
+class JobNotFound(LedgerError):
+    """No job with this id is in the ledger; check the id."""
+
+    exit_code = 2
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id!r} in the ledger; check the id")
+        self.job_id = job_id
+
+
+class NotInDeadLetterQueue(LedgerError):
+    """The job is not dead-lettered, so it cannot be requeued from the DLQ."""
+
+    exit_code = 2
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(
+            f"job {job_id} is {state}, not dead-lettered; only dead-lettered jobs can be requeued"
+        )
+        self.job_id = job_id
+        self.state = state
+
+
+class StaleAttempt(LedgerError):
+    """This outcome belongs to an attempt that is no longer current; it was not recorded."""
+
+    def __init__(self, job_id: str, attempt: int, current: int | None) -> None:
+        super().__init__(
+            f"job {job_id}: attempt {attempt} is no longer current (current: {current}); "
+            "its outcome was refused"
+        )
+        self.job_id = job_id
+        self.attempt = attempt
+        self.current = current
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database cannot be reached; check LEDGER_DATABASE_URL and that the server is up."""
+
+
+class SchemaNotReady(LedgerError):
+    """The database has no ledger tables yet; run `ledger init` first."""
+
+
+class QueueUnavailable(LedgerError):
+    """Redis cannot be reached; check LEDGER_REDIS_URL and that the server is up."""
+
+
+class UnsafeRedis(LedgerError):
+    """Redis may evict keys; set `maxmemory-policy noeviction` before starting workers."""
+
+
+class PermanentFailure(Exception):
+    """Raise from a handler to dead-letter the job at once (no retry)."""

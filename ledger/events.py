@@ -1,0 +1,103 @@
+"""Events: what is appended to the log, and the hash chain that seals it.
+
+Pure: no IO. The store turns ``NewEvent`` into rows and rows into ``StoredEvent``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+#: ``prev_hash`` of the first event in the log.
+GENESIS_HASH = "0" * 64
+
+
+class EventType(StrEnum):
+    """The six transitions of a job (DESIGN.md, job lifecycle)."""
+
+    ENQUEUED = "enqueued"
+    ATTEMPTED = "attempted"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+    REQUEUED = "requeued"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended: the store assigns position, version, time and hash.
+
+    ``due_in`` schedules the job: the store writes ``data["due_at"]`` as the
+    event's own time plus ``due_in``, so due times come from the log's one clock.
+    """
+
+    type: EventType
+    data: dict[str, Any] = field(default_factory=dict)
+    actor: str = "system"
+    due_in: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as it stands in the log."""
+
+    position: int
+    job_id: str
+    version: int
+    type: EventType
+    data: dict[str, Any]
+    occurred_at: datetime
+    actor: str
+    idempotency_key: str | None
+    prev_hash: str
+    hash: str
+
+
+def to_utc(moment: datetime) -> datetime:
+    """Aware UTC datetime; a naive one is taken as UTC (that is how the log stores time)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 UTC with microseconds and a ``Z``: the one text form of a log time."""
+    return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *,
+    prev_hash: str,
+    position: int,
+    job_id: str,
+    version: int,
+    event_type: str,
+    data_json: str,
+    occurred_at: datetime,
+    actor: str,
+    idempotency_key: str | None,
+) -> str:
+    """SHA-256 over every stored field and the previous event's hash.
+
+    Changing, removing, inserting or reordering an event changes this hash or the
+    next event's ``prev_hash``, which ``verify`` recomputes.
+    """
+    material = orjson.dumps(
+        [
+            prev_hash,
+            position,
+            job_id,
+            version,
+            event_type,
+            data_json,
+            format_time(occurred_at),
+            actor,
+            idempotency_key,
+        ]
+    )
+    return hashlib.sha256(material).hexdigest()

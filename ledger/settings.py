@@ -1,0 +1,34 @@
+"""Configuration from the environment (``LEDGER_*``), read once and passed in."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./ledger.db"
+
+
+class Settings(BaseSettings):
+    """Every ``LEDGER_*`` variable the ledger reads. Build one and pass it in."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the event log (SQLite file or PostgreSQL).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL of the hot queue; unset means in-process fakeredis.",
+    )
+    queue_name: str = Field(default="settlements", description="Name of the hot queue.")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="FULL",
+        description="SQLite `synchronous` pragma; FULL survives power loss, NORMAL only crashes.",
+    )
+    default_max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_cap_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)

@@ -1,0 +1,419 @@
+"""The event store: append-only SQL log with optimistic concurrency and a hash chain.
+
+Appends are serialised: on PostgreSQL every appending transaction first takes one
+transaction-scoped advisory lock (``pg_advisory_xact_lock``); on SQLite, write
+transactions start with ``BEGIN IMMEDIATE`` (the single writer lock). Holding the
+lock from reading the log head to commit gives three properties at once:
+
+* positions are assigned in commit order, so a reader tailing ``position > N``
+  can never skip an event that commits late with a lower position;
+* the previous event's hash is known, so each event can seal its predecessor;
+* version checks and idempotency look-ups are race-free (the unique indexes on
+  ``(job_id, version)`` and ``idempotency_key`` remain as the last line of defence).
+
+Throughput comes from batching: ``append_many`` writes events of many jobs in
+one transaction under one lock acquisition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+from ledger.db import READ_ONLY, is_sqlite
+from ledger.errors import (
+    ConcurrencyError,
+    DatabaseUnavailable,
+    IdempotencyConflict,
+    LedgerError,
+    SchemaNotReady,
+)
+from ledger.events import (
+    GENESIS_HASH,
+    EventType,
+    NewEvent,
+    StoredEvent,
+    event_hash,
+    format_time,
+    to_utc,
+)
+from ledger.request import SettlementRequest, canonical_json
+from ledger.schema import events as events_table
+
+#: key of the PostgreSQL advisory lock that serialises appends (any fixed 64-bit int)
+APPEND_LOCK_KEY = 0x4C45444745520001
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """The last event of the log (position 0 and the genesis hash when empty)."""
+
+    position: int = 0
+    hash: str = GENESIS_HASH
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """Events for one job, appended only if the job is still at ``expected_version``."""
+
+    job_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What ``append_many`` wrote, and the streams it skipped as stale."""
+
+    events: list[StoredEvent] = field(default_factory=list)
+    rejected: list[ConcurrencyError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """The job a request maps to; ``created`` is false when the key was seen before."""
+
+    job_id: str
+    created: bool
+    event: StoredEvent | None = None
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Driver errors become ledger errors at the store's edge."""
+    try:
+        yield
+    except LedgerError:
+        raise
+    except (sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
+        text = str(exc.orig).lower()
+        if "no such table" in text or ("does not exist" in text and "relation" in text):
+            raise SchemaNotReady() from None
+        if isinstance(exc, sa_exc.OperationalError):
+            raise DatabaseUnavailable(
+                f"the database cannot be reached or refused the operation: {exc.orig}"
+            ) from None
+        raise
+    except sa_exc.InterfaceError as exc:
+        raise DatabaseUnavailable(f"the database connection failed: {exc.orig}") from None
+
+
+class EventStore:
+    """Append and read the events table. The only code that writes it."""
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._sqlite = is_sqlite(engine)
+
+    # -- writing -----------------------------------------------------------------
+
+    def append(
+        self, job_id: str, expected_version: int, events: Sequence[NewEvent]
+    ) -> list[StoredEvent]:
+        """Append ``events`` to one job's stream, or raise ``ConcurrencyError``."""
+        result = self.append_many([StreamAppend(job_id, expected_version, events)])
+        return result.events
+
+    def append_many(
+        self, appends: Sequence[StreamAppend], *, skip_stale: bool = False
+    ) -> AppendResult:
+        """Append to many streams in one transaction.
+
+        A stream whose version moved on raises ``ConcurrencyError`` and nothing is
+        written; with ``skip_stale=True`` it is left out (and listed in
+        ``rejected``) while the others are written.
+        """
+        if not appends:
+            return AppendResult()
+        job_ids = [item.job_id for item in appends]
+        if len(set(job_ids)) != len(job_ids):
+            raise ValueError("append_many takes each job at most once per call")
+        with self._writing() as (conn, head):
+            current = self._versions(conn, job_ids)
+            accepted: list[StreamAppend] = []
+            rejected: list[ConcurrencyError] = []
+            for item in appends:
+                actual = current.get(item.job_id, 0)
+                if actual == item.expected_version:
+                    accepted.append(item)
+                    continue
+                error = ConcurrencyError(item.job_id, item.expected_version, actual)
+                if not skip_stale:
+                    raise error
+                rejected.append(error)
+            stored = self._insert(conn, head, accepted)
+        return AppendResult(stored, rejected)
+
+    def enqueue(
+        self,
+        request: SettlementRequest,
+        *,
+        max_attempts: int,
+        delay: timedelta | None = None,
+        actor: str = "service",
+    ) -> EnqueueResult:
+        """Append a new job's ``enqueued`` event, idempotently per request key.
+
+        Same key and same request: the existing job, nothing appended. Same key,
+        different request: ``IdempotencyConflict``, nothing appended. A ``delay``
+        makes the job due that long after the event's own time (one clock).
+        """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if delay is not None and delay < timedelta(0):
+            raise ValueError("delay must not be negative")
+        fingerprint = request.fingerprint()
+        with self._writing() as (conn, head):
+            existing = conn.execute(
+                sa.select(events_table.c.job_id, events_table.c.data).where(
+                    events_table.c.idempotency_key == request.idempotency_key
+                )
+            ).first()
+            if existing is not None:
+                if orjson.loads(existing.data)["fingerprint"] != fingerprint:
+                    raise IdempotencyConflict(request.idempotency_key, existing.job_id)
+                return EnqueueResult(existing.job_id, created=False)
+            data: dict[str, Any] = {
+                "request": request.as_record(),
+                "fingerprint": fingerprint,
+                "max_attempts": max_attempts,
+                "due_at": None,
+            }
+            new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
+            job_id = str(uuid.uuid4())
+            (stored,) = self._insert(conn, head, [StreamAppend(job_id, 0, [new])])
+        return EnqueueResult(job_id, created=True, event=stored)
+
+    @contextmanager
+    def _writing(self) -> Iterator[tuple[Connection, LogHead]]:
+        with translate_errors(), self.engine.begin() as conn:
+            if not self._sqlite:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
+            yield conn, self._head(conn)
+
+    def _event_time(self, conn: Connection, head: LogHead) -> datetime:
+        """The time stamped on the next events: the one clock, never behind the head.
+
+        PostgreSQL: the database's ``clock_timestamp()`` (every worker host shares
+        it). SQLite: the machine's UTC clock (one file, one machine). An injected
+        clock (tests, demos) wins. Time never runs backwards along positions, so
+        "the log as of T" is always a prefix of the log.
+        """
+        if self._clock is not None:
+            now = to_utc(self._clock())
+        elif self._sqlite:
+            now = datetime.now(UTC)
+        else:
+            now = to_utc(conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one())
+        if head.occurred_at is not None and now < head.occurred_at:
+            return head.occurred_at
+        return now
+
+    def _insert(
+        self,
+        conn: Connection,
+        head: LogHead,
+        appends: Sequence[StreamAppend],
+    ) -> list[StoredEvent]:
+        if not any(item.events for item in appends):
+            return []
+        now = self._event_time(conn, head)
+        position, prev_hash = head.position, head.hash
+        stored: list[StoredEvent] = []
+        rows: list[dict[str, Any]] = []
+        for item in appends:
+            for offset, new in enumerate(item.events, start=1):
+                position += 1
+                version = item.expected_version + offset
+                event, row = _seal(
+                    position=position,
+                    job_id=item.job_id,
+                    version=version,
+                    new=new,
+                    now=now,
+                    prev_hash=prev_hash,
+                )
+                prev_hash = event.hash
+                stored.append(event)
+                rows.append(row)
+        try:
+            conn.execute(events_table.insert(), rows)
+        except sa_exc.IntegrityError as exc:
+            raise LedgerError(f"the log refused the append: {exc.orig}") from None
+        return stored
+
+    # -- reading -----------------------------------------------------------------
+
+    def head(self) -> LogHead:
+        """The last event's position and hash."""
+        with self._reading() as conn:
+            return self._head(conn)
+
+    def read_stream(self, job_id: str) -> list[StoredEvent]:
+        """Every event of one job, in version order (empty if there is no such job)."""
+        query = (
+            sa.select(events_table)
+            .where(events_table.c.job_id == job_id)
+            .order_by(events_table.c.version)
+        )
+        with self._reading() as conn:
+            return [_to_event(row) for row in conn.execute(query)]
+
+    def read_all(
+        self,
+        after: int = 0,
+        *,
+        until_position: int | None = None,
+        until_time: datetime | None = None,
+        page_size: int = 2000,
+    ) -> Iterator[StoredEvent]:
+        """Stream the log in position order from ``after`` (exclusive), in pages.
+
+        Memory stays flat: one page at a time, each read in its own short
+        transaction. ``until_position``/``until_time`` (inclusive) stop early.
+        """
+        while True:
+            query = (
+                sa.select(events_table)
+                .where(events_table.c.position > after)
+                .order_by(events_table.c.position)
+                .limit(page_size)
+            )
+            if until_position is not None:
+                query = query.where(events_table.c.position <= until_position)
+            if until_time is not None:
+                query = query.where(events_table.c.occurred_at <= _db_time(until_time))
+            with self._reading() as conn:
+                page = [_to_event(row) for row in conn.execute(query)]
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].position
+
+    def job_id_for_key(self, idempotency_key: str) -> str | None:
+        """The job an idempotency key belongs to, if any."""
+        query = sa.select(events_table.c.job_id).where(
+            events_table.c.idempotency_key == idempotency_key
+        )
+        with self._reading() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def versions(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """Current stream version of each job (jobs with no events are left out)."""
+        with self._reading() as conn:
+            return self._versions(conn, job_ids)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with (
+            translate_errors(),
+            self.engine.connect() as conn,
+            conn.execution_options(**{READ_ONLY: True}).begin(),
+        ):
+            yield conn
+
+    @staticmethod
+    def _head(conn: Connection) -> LogHead:
+        row = conn.execute(
+            sa.select(events_table.c.position, events_table.c.hash, events_table.c.occurred_at)
+            .order_by(events_table.c.position.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return LogHead()
+        return LogHead(row.position, row.hash, to_utc(row.occurred_at))
+
+    @staticmethod
+    def _versions(conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            rows = conn.execute(
+                sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
+                .where(events_table.c.job_id.in_(chunk))
+                .group_by(events_table.c.job_id)
+            )
+            found.update({job_id: int(version) for job_id, version in rows})
+        return found
+
+
+def _db_time(moment: datetime) -> datetime:
+    """Times are bound as UTC (SQLite stores them without an offset)."""
+    return to_utc(moment)
+
+
+def _seal(
+    *,
+    position: int,
+    job_id: str,
+    version: int,
+    new: NewEvent,
+    now: datetime,
+    prev_hash: str,
+) -> tuple[StoredEvent, dict[str, Any]]:
+    payload = new.data
+    if new.due_in is not None:
+        payload = {**payload, "due_at": format_time(now + new.due_in)}
+    data_json = canonical_json(payload).decode()
+    request: Mapping[str, Any] = payload.get("request", {}) if new.type == "enqueued" else {}
+    key = request.get("idempotency_key")
+    digest = event_hash(
+        prev_hash=prev_hash,
+        position=position,
+        job_id=job_id,
+        version=version,
+        event_type=new.type.value,
+        data_json=data_json,
+        occurred_at=now,
+        actor=new.actor,
+        idempotency_key=key,
+    )
+    # read back from the stored text, so appended and re-read events are identical
+    data = orjson.loads(data_json)
+    event = StoredEvent(
+        position, job_id, version, new.type, data, now, new.actor, key, prev_hash, digest
+    )
+    row = {
+        "position": position,
+        "job_id": job_id,
+        "version": version,
+        "type": new.type.value,
+        "data": data_json,
+        "occurred_at": now,
+        "actor": new.actor,
+        "idempotency_key": key,
+        "user_id": request.get("user_id"),
+        "place_id": request.get("place_id"),
+        "mission_id": request.get("mission_id"),
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    return event, row
+
+
+def _to_event(row: sa.Row[Any]) -> StoredEvent:
+    return StoredEvent(
+        position=row.position,
+        job_id=row.job_id,
+        version=row.version,
+        type=EventType(row.type),
+        data=orjson.loads(row.data),
+        occurred_at=to_utc(row.occurred_at),
+        actor=row.actor,
+        idempotency_key=row.idempotency_key,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

@@ -1,0 +1,1 @@
+"""Read side: pure folds over the event log, their tables, and the runner."""
