@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from ledger.cli import log  # noqa: F401  (registers commands)
+# each module registers its commands on the app when imported
+from ledger.cli import dlq, log  # noqa: F401
 from ledger.cli.app import app, err_console
 from ledger.errors import LedgerError
 
