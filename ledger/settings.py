@@ -32,3 +32,7 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    api_tokens: str | None = Field(
+        default=None,
+        description="Bearer tokens: role:token pairs (auditor, operator, service).",
+    )

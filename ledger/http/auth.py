@@ -1,0 +1,113 @@
+"""Bearer tokens and roles: ``LEDGER_API_TOKENS="auditor:T1,operator:T2,service:T3"``.
+
+* ``auditor`` reads everything and writes nothing;
+* ``operator`` reads the queue and requeues from the dead-letter queue;
+* ``service`` enqueues settlements and reads its jobs' state.
+
+Missing or unknown token: 401. Known token, wrong role: 403. With no tokens
+configured the API is open, and ``ledger serve`` refuses to bind anything but
+loopback.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ledger.errors import LedgerError
+
+
+class Role(StrEnum):
+    AUDITOR = "auditor"
+    OPERATOR = "operator"
+    SERVICE = "service"
+
+
+class BadTokenConfig(LedgerError):
+    """LEDGER_API_TOKENS is malformed; write it as role:token pairs separated by commas."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a role and a short name for logs (never the token)."""
+
+    role: Role | None
+    name: str
+
+
+ANONYMOUS = Principal(role=None, name="anonymous")
+
+
+def parse_tokens(spec: str | None) -> list[tuple[str, Role]]:
+    """``"auditor:T1,operator:T2"`` → ``[("T1", auditor), ("T2", operator)]``."""
+    if not spec or not spec.strip():
+        return []
+    tokens: list[tuple[str, Role]] = []
+    for index, item in enumerate(spec.split(","), start=1):
+        role_name, sep, token = item.strip().partition(":")
+        if not sep or not token:
+            raise BadTokenConfig(f"LEDGER_API_TOKENS item {index} is not role:token")
+        try:
+            role = Role(role_name.strip())
+        except ValueError:
+            raise BadTokenConfig(
+                f"LEDGER_API_TOKENS item {index}: unknown role {role_name!r} "
+                f"(use {', '.join(r.value for r in Role)})"
+            ) from None
+        if len(token) < 16:
+            raise BadTokenConfig(f"LEDGER_API_TOKENS item {index}: tokens need 16+ characters")
+        tokens.append((token, role))
+    return tokens
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _lookup(tokens: list[tuple[str, Role]], presented: str) -> Role | None:
+    found: Role | None = None
+    for token, role in tokens:
+        # compare every token in constant time; no early exit that leaks which matched
+        if hmac.compare_digest(token.encode(), presented.encode()):
+            found = role
+    return found
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits only ``roles`` (everyone when no tokens are configured)."""
+
+    def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    ) -> Principal:
+        tokens: list[tuple[str, Role]] = request.app.state.tokens
+        if not tokens:
+            return ANONYMOUS
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        role = _lookup(tokens, credentials.credentials)
+        if role is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "unknown bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {role} role may not do this")
+        return Principal(role=role, name=role.value)
+
+    return dependency
+
+
+READERS = (Role.AUDITOR, Role.OPERATOR)
+EVERYONE = (Role.AUDITOR, Role.OPERATOR, Role.SERVICE)

@@ -1,0 +1,43 @@
+"""``POST /api/settlements``: the scan-verify integration point."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+
+from ledger.http.auth import Principal, Role, require
+from ledger.request import SettlementRequest
+
+router = APIRouter(prefix="/api", tags=["settlements"])
+log = logging.getLogger("ledger.http")
+
+
+@router.post(
+    "/settlements",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "the same key and body were seen before: the existing job"},
+        409: {"description": "the same key was used with a different body"},
+        422: {"description": "invalid body; `field` names the field"},
+    },
+)
+def enqueue_settlement(
+    request: Request,
+    response: Response,
+    body: Annotated[SettlementRequest, Body()],
+    who: Annotated[Principal, Depends(require(Role.SERVICE))],
+) -> dict[str, Any]:
+    """Enqueue one settlement, idempotently per ``idempotencyKey``."""
+    result = request.app.state.ledger.enqueue(body, actor=f"http:{who.name}")
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    log.info(
+        "settlement job=%s created=%s key_sha256=%s",
+        result.job_id,
+        result.created,
+        hashlib.sha256(body.idempotency_key.encode()).hexdigest()[:16],
+    )
+    return {"jobId": result.job_id, "created": result.created}

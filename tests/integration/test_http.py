@@ -1,0 +1,204 @@
+"""The HTTP API through FastAPI's test client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ledger.http import create_app
+from ledger.service import Ledger, build_ledger
+from ledger.settings import Settings
+
+TOKENS = {
+    "auditor": "auditor-token-0123456789",
+    "operator": "operator-token-0123456789",
+    "service": "service-token-0123456789",
+}
+TOKEN_SPEC = ",".join(f"{role}:{token}" for role, token in TOKENS.items())
+
+BODY: dict[str, Any] = {
+    "userId": "user-1",
+    "placeId": "place-1",
+    "missionId": "mission-1",
+    "amount": 10_000,
+    "currency": "KRW",
+    "idempotencyKey": "scan-1",
+    "metadata": {"qrToken": "secret-qr", "receiptId": "r-1"},
+}
+
+
+@pytest.fixture
+def ledger(db_url: str) -> Iterator[Ledger]:
+    built = build_ledger(Settings(database_url=db_url, api_tokens=TOKEN_SPEC))
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(ledger: Ledger) -> TestClient:
+    return TestClient(create_app(ledger))
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+def enqueue(client: TestClient, **changes: Any) -> str:
+    response = client.post("/api/settlements", json={**BODY, **changes}, headers=auth("service"))
+    assert response.status_code == 201, response.text
+    return str(response.json()["jobId"])
+
+
+def test_enqueue_is_idempotent(client: TestClient) -> None:
+    first = client.post("/api/settlements", json=BODY, headers=auth("service"))
+    assert first.status_code == 201
+    assert first.json()["created"] is True
+    again = client.post("/api/settlements", json=BODY, headers=auth("service"))
+    assert again.status_code == 200
+    assert again.json() == {"jobId": first.json()["jobId"], "created": False}
+
+
+def test_same_key_different_body_is_409(client: TestClient) -> None:
+    enqueue(client)
+    response = client.post(
+        "/api/settlements", json={**BODY, "amount": 10_001}, headers=auth("service")
+    )
+    assert response.status_code == 409
+    assert "already belongs to job" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": 10.5}, "amount"),
+        ({"amount": "1000"}, "amount"),
+        ({"amount": -1}, "amount"),
+        ({"currency": "usd"}, "currency"),
+        ({"userId": ""}, "userId"),
+        (
+            {"metadata": {"deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}}},
+            "metadata",
+        ),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_body_is_422_naming_the_field(
+    client: TestClient, change: dict[str, Any], field: str
+) -> None:
+    response = client.post("/api/settlements", json={**BODY, **change}, headers=auth("service"))
+    assert response.status_code == 422
+    assert response.json()["field"] == field
+    assert "secret-qr" not in response.text
+
+
+def test_job_state_and_history(client: TestClient) -> None:
+    job_id = enqueue(client)
+    state = client.get(f"/api/jobs/{job_id}", headers=auth("service")).json()
+    assert state["state"] == "waiting"
+    assert state["data"]["amount"] == 10_000 and state["data"]["userId"] == "user-1"
+    history = client.get(f"/api/jobs/{job_id}/history", headers=auth("auditor")).json()
+    assert history["jobId"] == job_id
+    assert history["state"] == "waiting"
+    (event,) = history["events"]
+    assert set(event) == {"position", "version", "type", "data", "occurredAt", "actor"}
+    assert event["type"] == "enqueued" and event["version"] == 1
+    assert event["actor"] == "http:service"
+
+
+def test_unknown_job_is_404(client: TestClient) -> None:
+    response = client.get("/api/jobs/no-such-job", headers=auth("auditor"))
+    assert response.status_code == 404
+
+
+def test_fifty_concurrent_posts_with_one_key_make_one_job(client: TestClient) -> None:
+    barrier = threading.Barrier(50)
+
+    def post(_: int) -> tuple[int, str]:
+        barrier.wait()
+        response = client.post("/api/settlements", json=BODY, headers=auth("service"))
+        return response.status_code, response.json()["jobId"]
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(post, range(50)))
+    assert len({job_id for _, job_id in results}) == 1
+    assert (
+        sorted(code for code, _ in results) == [200] * 49 + [201]
+        or sorted(code for code, _ in results) == [201] + [200] * 49
+    )
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"]["ok"] is True
+
+
+def test_logs_carry_job_ids_not_tokens_or_metadata(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="ledger.http"):
+        job_id = enqueue(client)
+    text = caplog.text
+    assert job_id in text
+    assert "scan-1" not in text  # the key is logged only as a hash
+    assert "secret-qr" not in text
+    assert all(token not in text for token in TOKENS.values())
+
+
+# -- roles -------------------------------------------------------------------------------
+
+# (method, path, body, roles allowed)
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
+    ("POST", "/api/settlements", BODY, {"service"}),
+    ("GET", "/api/jobs/{job}", None, {"auditor", "operator", "service"}),
+    ("GET", "/api/jobs/{job}/history", None, {"auditor", "operator"}),
+]
+
+
+HEADERS_FOR_ROLE: dict[str, dict[str, str]] = {
+    "none": {},
+    "wrong": {"Authorization": "Bearer not-a-real-token-at-all"},
+}
+
+
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), ENDPOINTS)
+@pytest.mark.parametrize("role", ["auditor", "operator", "service", "none", "wrong"])
+def test_role_matrix(
+    client: TestClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    allowed: set[str],
+    role: str,
+) -> None:
+    job_id = enqueue(client, idempotencyKey="matrix-seed")
+    headers = HEADERS_FOR_ROLE[role] if role in HEADERS_FOR_ROLE else auth(role)
+    response = client.request(method, path.format(job=job_id), json=body, headers=headers)
+    if role in ("none", "wrong"):
+        assert response.status_code == 401
+    elif role in allowed:
+        assert response.status_code < 400, response.text
+    else:
+        assert response.status_code == 403
+
+
+def test_bad_token_config_is_refused(db_url: str) -> None:
+    from ledger.http.auth import BadTokenConfig
+
+    for spec in ("auditor", "root:aaaaaaaaaaaaaaaaaaaa", "auditor:short"):
+        with pytest.raises(BadTokenConfig):
+            create_app(build_ledger(Settings(database_url=db_url, api_tokens=spec)))
+
+
+def test_no_tokens_means_open_api(db_url: str) -> None:
+    ledger = build_ledger(Settings(database_url=db_url))
+    client = TestClient(create_app(ledger))
+    assert client.post("/api/settlements", json=BODY).status_code == 201
+    ledger.close()
