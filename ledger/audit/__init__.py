@@ -1,0 +1,1 @@
+"""Auditor trust: verify the chain, signed checkpoints, export, reconcile against a statement."""
