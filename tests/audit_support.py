@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger.events import EventType, NewEvent, event_hash
+from ledger.schema import events
 from ledger.store import EventStore
 from tests.factories import request
 
@@ -78,13 +79,12 @@ class Attacker:
 
     def rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            result = conn.execute(sa.text("SELECT * FROM events ORDER BY position"))
+            result = conn.execute(sa.select(events).order_by(events.c.position))
             return [dict(row._mapping) for row in result]
 
     def insert(self, row: dict[str, Any]) -> None:
-        columns = ", ".join(row)
-        values = ", ".join(f":{name}" for name in row)
-        self.execute(f"INSERT INTO events ({columns}) VALUES ({values})", **row)
+        with self.engine.begin() as conn:
+            conn.execute(events.insert(), [row])
 
     def wipe(self) -> None:
         """TRUNCATE on PostgreSQL, DELETE on SQLite (no TRUNCATE there)."""

@@ -18,7 +18,6 @@ from rich.table import Table
 
 from ledger.audit.queries import COLUMNS, AuditEvent
 from ledger.events import format_time
-from ledger.money import format_amount
 
 #: rows per rendered table: a table is drawn a chunk at a time so memory stays flat
 TABLE_CHUNK = 200
@@ -86,12 +85,10 @@ def _table_cells(event: AuditEvent) -> tuple[str, ...]:
 
 
 def _amount(event: AuditEvent) -> str:
+    """Minor units and currency, as in the CSV (``1001 USD`` is 10.01 dollars)."""
     if event.amount is None or event.currency is None:
         return ""
-    try:
-        return format_amount(event.amount, event.currency)
-    except ValueError:
-        return f"{event.amount} {event.currency}"
+    return f"{event.amount} {event.currency}"
 
 
 def write_events(
