@@ -2,9 +2,11 @@
 --
 -- Run as a superuser (or a role with CREATEROLE that owns the schema's objects),
 -- AFTER `ledger init`, and again after every `ledger init` that adds tables:
--- it is idempotent. Placeholders: {owner} owns the schema, the tables and the
--- append-only trigger function (never used by the application); {app} is what
--- the application logs in as. {schema} is the ledger's schema.
+-- it is idempotent. The owner role owns the schema, the tables and the
+-- append-only trigger function (never used by the application); the app role is
+-- what the application logs in as (set its password: ALTER ROLE ... PASSWORD).
+--
+-- owner role: {owner}    app role: {app}    schema: {schema}
 --
 -- The app role gets SELECT and INSERT on `events` and nothing else there: no
 -- UPDATE, DELETE or TRUNCATE, and since it neither owns the table nor is a member
@@ -39,13 +41,13 @@ BEGIN
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p', 'v', 'm')
     LOOP
-        EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', '{schema}', item.relname, '{owner}');
+        EXECUTE 'ALTER TABLE {schema}.' || quote_ident(item.relname) || ' OWNER TO {owner}';
     END LOOP;
     FOR item IN
         SELECT p.oid::regprocedure AS signature FROM pg_proc p
         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{schema}'
     LOOP
-        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', item.signature, '{owner}');
+        EXECUTE 'ALTER FUNCTION ' || item.signature || ' OWNER TO {owner}';
     END LOOP;
 END $$;
 
