@@ -7,17 +7,35 @@ recomputed hash covers exactly the bytes in the database.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Engine
 
 from ledger.db import READ_ONLY
 from ledger.events import event_hash
 from ledger.schema import events as events_table
 from ledger.store import translate_errors
 
-RawRow = Row[Any]  # a row of ``_COLUMNS``
+
+class RawRow(NamedTuple):
+    """A row as stored (a plain tuple: the walk reads ~20 fields per row, fast)."""
+
+    position: int
+    job_id: str
+    version: int
+    type: str
+    data: str
+    occurred_at: datetime
+    actor: str
+    idempotency_key: str | None
+    user_id: str | None
+    place_id: str | None
+    mission_id: str | None
+    prev_hash: str
+    hash: str
+
 
 _COLUMNS = (
     events_table.c.position,
@@ -62,6 +80,10 @@ class RowReader:
         self.engine = engine
 
     def _one(self, query: sa.Select[Any]) -> RawRow | None:
+        row = self._scalar_row(query)
+        return None if row is None else RawRow._make(row)
+
+    def _scalar_row(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
         with (
             translate_errors(),
             self.engine.connect() as conn,
@@ -85,7 +107,7 @@ class RowReader:
                 self.engine.connect() as conn,
                 conn.execution_options(**{READ_ONLY: True}).begin(),
             ):
-                page: list[RawRow] = list(conn.execute(query))
+                page = [RawRow._make(row) for row in conn.execute(query)]
             if page:
                 yield page
             if len(page) < page_size:
@@ -94,7 +116,7 @@ class RowReader:
 
     def head_position(self) -> int:
         """The highest position in the log (0 when empty)."""
-        row = self._one(sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0)))
+        row = self._scalar_row(sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0)))
         return int(row[0]) if row is not None else 0
 
     def last_before(self, position: int) -> RawRow | None:

@@ -190,24 +190,28 @@ def iter_events(
 
 
 def _to_audit_event(row: Row[Any]) -> AuditEvent:
-    amount, currency = _money(row.job_data)
+    # unpacked by position (the select's column order): attribute access per field is slow
+    values: tuple[Any, ...] = tuple(row)
+    (position, occurred_at, job_id, version, event_type, actor, data) = values[:7]
+    (prev_hash, digest, job_key, user_id, place_id, mission_id, job_data) = values[7:]
+    amount, currency = _money(job_data)
     return AuditEvent(
-        position=row.position,
-        occurred_at=to_utc(row.occurred_at),
-        job_id=row.job_id,
-        version=row.version,
-        type=row.type,
-        actor=row.actor,
-        idempotency_key=row.job_key,
-        user_id=row.user_id,
-        place_id=row.place_id,
-        mission_id=row.mission_id,
+        position=position,
+        occurred_at=to_utc(occurred_at),
+        job_id=job_id,
+        version=version,
+        type=event_type,
+        actor=actor,
+        idempotency_key=job_key,
+        user_id=user_id,
+        place_id=place_id,
+        mission_id=mission_id,
         amount=amount,
         currency=currency,
-        data=orjson.loads(row.data),
-        data_json=row.data,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
+        data=orjson.loads(data),
+        data_json=data,
+        prev_hash=prev_hash,
+        hash=digest,
     )
 
 

@@ -34,6 +34,14 @@ from ledger.lifecycle import TERMINAL, TRANSITIONS, JobStatus
 #: how far around its position a failing row is tried, to tell "moved" from "modified"
 _MOVE_WINDOW = 16
 
+#: the lifecycle's transition table with plain-string keys (enum hashing is slow per row)
+_NEXT: Mapping[tuple[str | None, str], str] = {
+    (None if before is None else before.value, event_type.value): after.value
+    for (before, event_type), after in TRANSITIONS.items()
+}
+_TERMINAL = frozenset(status.value for status in TERMINAL)
+_ENQUEUED = EventType.ENQUEUED.value
+
 #: the state after each event type (the lifecycle's targets depend on the event alone)
 _STATUS_AFTER: Mapping[str, JobStatus] = {
     event_type.value: status for (_, event_type), status in TRANSITIONS.items()
@@ -148,8 +156,8 @@ class _Walker:
     last_hash: str = GENESIS_HASH
     #: hash of the row before the last good one (None: not known)
     hash_before_last: str | None = None
-    #: open jobs only: job id -> (version, status)
-    jobs: dict[str, tuple[int, JobStatus]] = field(default_factory=dict)
+    #: open jobs only: job id -> (version, status value)
+    jobs: dict[str, tuple[int, str]] = field(default_factory=dict)
     #: whether ``last_position`` is a row this walk checked (not the trusted start)
     walked_any: bool = False
 
@@ -261,25 +269,30 @@ class _Walker:
 
     def _columns(self, row: RawRow) -> Problem | None:
         """The query columns outside the hash must agree with the sealed request."""
-        if row.type == EventType.ENQUEUED:
+        stored = (row.user_id, row.place_id, row.mission_id, row.idempotency_key)
+        if row.type != _ENQUEUED:
+            expected: tuple[object, ...] = (None, None, None, None)
+        else:
             try:
                 request = orjson.loads(row.data)["request"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                expected = tuple(request.get(name) for name in _REQUEST_COLUMNS)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 return Problem(row.position, ProblemKind.MODIFIED, "enqueued event has no request")
-            expected = {name: request.get(name) for name in _REQUEST_COLUMNS}
-        else:
-            expected = dict.fromkeys(_REQUEST_COLUMNS)
-        for name, value in expected.items():
-            if getattr(row, name) != value:
-                return Problem(
-                    row.position,
-                    ProblemKind.MODIFIED,
-                    f"column {name} of the event at position {row.position} was changed "
-                    f"({getattr(row, name)!r}, the sealed event says {value!r})",
-                )
-        return None
+        if stored == expected:
+            return None
+        name, value, sealed = next(
+            (n, v, e) for n, v, e in zip(_REQUEST_COLUMNS, stored, expected, strict=True) if v != e
+        )
+        return Problem(
+            row.position,
+            ProblemKind.MODIFIED,
+            f"column {name} of the event at position {row.position} was changed "
+            f"({value!r}, the sealed event says {sealed!r})",
+        )
 
     def _anchor(self, row: RawRow) -> Problem | None:
+        if not self.anchors:
+            return None
         passed = [p for p in self.anchors if self.last_position < p < row.position]
         if passed:
             return self._anchor_missing(
@@ -307,20 +320,20 @@ class _Walker:
                 ProblemKind.BAD_VERSION,
                 f"job {row.job_id}: version {row.version} follows version {version}",
             )
-        after = TRANSITIONS.get((status, row.type)) if row.type in _STATUS_AFTER else None
+        after = _NEXT.get((status, row.type))
         if after is None:
             return Problem(
                 row.position,
                 ProblemKind.ILLEGAL_TRANSITION,
                 f"job {row.job_id}: {row.type!r} is not allowed in state {(status or 'none')!r}",
             )
-        if after in TERMINAL:
+        if after in _TERMINAL:
             self.jobs.pop(row.job_id, None)
         else:
             self.jobs[row.job_id] = (row.version, after)
         return None
 
-    def _job_before(self, row: RawRow) -> tuple[int, JobStatus] | Problem | None:
+    def _job_before(self, row: RawRow) -> tuple[int, str] | Problem | None:
         """State of a job not held in memory: new, completed earlier, or begun before the walk."""
         if row.version == 1:
             return None
@@ -334,7 +347,7 @@ class _Walker:
         status = _STATUS_AFTER.get(previous.type)
         if status is None:
             return Problem(previous.position, ProblemKind.ILLEGAL_TRANSITION, "unknown event type")
-        return previous.version, status
+        return previous.version, status.value
 
     # -- checkpoints -----------------------------------------------------------
 

@@ -152,7 +152,7 @@ def test_forged_event_skipping_a_version_is_bad_version(
 
 
 def gapped_log(attacker: Attacker) -> list[dict[str, object]]:
-    """The log rewritten with a gap at positions 11..14, links intact (as a sequence would leave)."""
+    """The log rewritten with a gap at positions 11..14, links intact (as a sequence leaves)."""
     rows = attacker.rows()
     for row in rows[10:]:
         row["position"] += 4
