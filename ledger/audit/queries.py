@@ -124,11 +124,9 @@ def events_query(filters: EventFilters, after: int, limit: int) -> sa.Select[Any
         .select_from(
             event.outerjoin(
                 job,
-                sa.and_(
-                    job.c.job_id == event.c.job_id,
-                    job.c.version == 1,
-                    job.c.type == EventType.ENQUEUED.value,
-                ),
+                # version 1 is the job's enqueued event (the lifecycle allows nothing else);
+                # joining on exactly the unique (job_id, version) index keeps plans stable
+                sa.and_(job.c.job_id == event.c.job_id, job.c.version == 1),
             )
         )
         .where(event.c.position > after)
