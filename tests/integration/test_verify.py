@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -9,6 +11,7 @@ from sqlalchemy.engine import Engine
 from ledger.audit.verify import ProblemKind, verify_log
 from ledger.errors import ConcurrencyError
 from ledger.events import GENESIS_HASH, EventType, NewEvent
+from ledger.schema import events
 from ledger.store import EventStore, StreamAppend
 from tests.audit_support import Attacker, build_log, reseal, rewrite_chain
 
@@ -269,3 +272,45 @@ def test_the_log_is_still_append_only_for_everyone_else(engine: Engine, log: lis
     """Sanity: the tampering above needed the triggers off."""
     with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:
         conn.exec_driver_sql("UPDATE events SET actor = 'x' WHERE position = 1")
+
+
+MUTATIONS = {
+    "actor": "actor || 'x'",
+    "data": "data || ' '",
+    "type": "CASE WHEN type = 'failed' THEN 'completed' ELSE 'failed' END",
+    "version": "version + 100",
+    "prev_hash": "'" + "1" * 64 + "'",
+    "hash": "'" + "2" * 64 + "'",
+}
+
+
+def test_any_single_field_change_anywhere_is_found_where_it_is(
+    attacker: Attacker, engine: Engine
+) -> None:
+    """Every position, every sealed field: changed, verified, restored."""
+    rows = attacker.rows()
+    for row in rows:
+        for column, change in MUTATIONS.items():
+            attacker.execute(
+                f"UPDATE events SET {column} = {change} WHERE position = :p", p=row["position"]
+            )
+            found = problem_at(engine)
+            assert found == (row["position"], ProblemKind.MODIFIED), (
+                column,
+                row["position"],
+                found,
+            )
+            attacker.execute(
+                f"UPDATE events SET {column} = :v WHERE position = :p",
+                v=row[column],
+                p=row["position"],
+            )
+    assert verify_log(engine).ok
+
+
+def test_a_changed_time_is_modified(attacker: Attacker, engine: Engine) -> None:
+    row = attacker.rows()[7]
+    later = row["occurred_at"] + timedelta(microseconds=1)
+    with engine.begin() as conn:
+        conn.execute(events.update().where(events.c.position == 8).values(occurred_at=later))
+    assert problem_at(engine) == (8, ProblemKind.MODIFIED)
