@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
 
 from ledger.events import StoredEvent, format_time
 from ledger.store import EventStore
@@ -198,3 +200,35 @@ def test_roles_prints_the_script(run_ledger: RunLedger) -> None:
     assert "invalid app role" in one_line_error(
         run_ledger("roles", "--print-sql", "--app-role", "x;y"), 2
     )
+
+
+def test_roles_apply(run_ledger: RunLedger, db_backend: str, db_url: str, engine: Engine) -> None:
+    if db_backend == "sqlite":
+        assert "PostgreSQL only" in one_line_error(run_ledger("roles", "--apply"), 2)
+        return
+    schema = str(make_url(db_url).query["options"]).removeprefix("-csearch_path=")
+    suffix = uuid.uuid4().hex[:10]
+    owner, app = f"ledger_owner_{suffix}", f"ledger_app_{suffix}"
+    args = ["roles", "--apply", "--owner-role", owner, "--app-role", app, "--schema", schema]
+    try:
+        result = run_ledger(*args)
+        assert result.returncode == 0, result.stderr
+        assert f"owner {owner}, app {app}" in result.stdout
+        with engine.connect() as conn:
+            privileges = conn.execute(
+                sa.text(
+                    "SELECT privilege_type FROM information_schema.role_table_grants "
+                    "WHERE grantee = :app AND table_schema = :schema AND table_name = 'events'"
+                ),
+                {"app": app, "schema": schema},
+            ).scalars()
+            assert sorted(privileges) == ["INSERT", "SELECT"]
+    finally:
+        with engine.begin() as conn:
+            for role in (owner, app):
+                if conn.execute(
+                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+                ).first():
+                    conn.exec_driver_sql(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+                    conn.exec_driver_sql(f"DROP OWNED BY {role}")
+                    conn.exec_driver_sql(f"DROP ROLE {role}")
