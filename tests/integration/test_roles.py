@@ -21,7 +21,7 @@ from ledger.db import create_engine
 from ledger.errors import InvalidRequest
 from ledger.events import EventType, NewEvent
 from ledger.store import EventStore
-from tests.backends import postgres_admin_url, postgres_schema
+from tests.backends import postgres_schema
 from tests.factories import request
 
 
@@ -156,7 +156,3 @@ def test_the_script_is_idempotent(roles: Roles) -> None:
 def test_role_names_are_plain_identifiers(names: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest):
         roles_sql(**names)
-
-
-def test_admin_url_is_postgres() -> None:
-    assert make_url(postgres_admin_url()).get_backend_name() == "postgresql"
