@@ -126,3 +126,25 @@ class UnsafeRedis(LedgerError):
 
 class PermanentFailure(Exception):
     """Raise from a handler to dead-letter the job at once (no retry)."""
+
+
+class CheckpointKeyMissing(LedgerError):
+    """No checkpoint key is configured; set LEDGER_CHECKPOINT_KEY (at least 16 characters)."""
+
+    exit_code = 2
+
+
+class InvalidCheckpoint(LedgerError):
+    """The checkpoint is not a valid signed checkpoint; check the file and LEDGER_CHECKPOINT_KEY."""
+
+    exit_code = 2
+
+
+class InvalidStatement(LedgerError):
+    """The statement file is malformed; fix the named line and run again."""
+
+    exit_code = 2
+
+    def __init__(self, message: str | None = None, *, line: int | None = None) -> None:
+        super().__init__(f"statement line {line}: {message}" if line is not None else message)
+        self.line = line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./ledger.db"
@@ -35,4 +35,8 @@ class Settings(BaseSettings):
     api_tokens: str | None = Field(
         default=None,
         description="Bearer tokens: role:token pairs (auditor, operator, service).",
+    )
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="Secret key (16+ characters) that signs and checks chain-head checkpoints.",
     )

@@ -1,0 +1,102 @@
+"""Write audit events as CSV, JSON Lines or a table: streaming, one stable column order.
+
+Amounts are integers in the currency's minor unit with the currency beside them;
+``data`` is the event's stored canonical JSON, so an export round-trips the log.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from enum import StrEnum
+from itertools import islice
+from typing import TextIO
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from ledger.audit.queries import COLUMNS, AuditEvent
+from ledger.events import format_time
+
+#: rows per rendered table: a table is drawn a chunk at a time so memory stays flat
+TABLE_CHUNK = 200
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+    TABLE = "table"
+
+
+def csv_row(event: AuditEvent) -> list[str]:
+    """One CSV row in ``COLUMNS`` order (empty cell for a missing value)."""
+    record = event.as_record()
+    record["data"] = event.data_json
+    return ["" if record[name] is None else str(record[name]) for name in COLUMNS]
+
+
+def write_csv(events: Iterable[AuditEvent], out: TextIO) -> int:
+    """Header, then one row per event; returns the number of events written."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for event in events:
+        writer.writerow(csv_row(event))
+        count += 1
+    return count
+
+
+def write_jsonl(events: Iterable[AuditEvent], out: TextIO) -> int:
+    """One JSON object per line, keys in ``COLUMNS`` order; returns the count."""
+    count = 0
+    for event in events:
+        out.write(orjson.dumps(event.as_record()).decode() + "\n")
+        count += 1
+    return count
+
+
+def write_table(events: Iterable[AuditEvent], console: Console) -> int:
+    """A readable table, drawn in chunks of ``TABLE_CHUNK`` rows; returns the count."""
+    iterator = iter(events)
+    count = 0
+    while chunk := list(islice(iterator, TABLE_CHUNK)):
+        table = Table(show_header=count == 0, box=None, pad_edge=False)
+        for name in ("position", "time", "job", "v", "type", "actor", "user", "amount"):
+            table.add_column(name, no_wrap=True, min_width=36 if name == "job" else None)
+        for event in chunk:
+            table.add_row(*_table_cells(event))
+        console.print(table)
+        count += len(chunk)
+    return count
+
+
+def _table_cells(event: AuditEvent) -> tuple[str, ...]:
+    return (
+        str(event.position),
+        format_time(event.occurred_at),
+        event.job_id,
+        str(event.version),
+        event.type,
+        event.actor,
+        event.user_id or "",
+        _amount(event),
+    )
+
+
+def _amount(event: AuditEvent) -> str:
+    """Minor units and currency, as in the CSV (``1001 USD`` is 10.01 dollars)."""
+    if event.amount is None or event.currency is None:
+        return ""
+    return f"{event.amount} {event.currency}"
+
+
+def write_events(
+    events: Iterable[AuditEvent], fmt: ExportFormat, out: TextIO, console: Console | None = None
+) -> int:
+    """Write ``events`` in ``fmt`` (``console`` is used for tables)."""
+    if fmt is ExportFormat.CSV:
+        return write_csv(events, out)
+    if fmt is ExportFormat.JSONL:
+        return write_jsonl(events, out)
+    return write_table(events, console or Console(file=out))

@@ -1,0 +1,304 @@
+"""Auditor commands: ``verify``, ``checkpoint``, ``events``, ``reconcile``, ``roles``.
+
+Thin: parse options, call ``ledger.audit``, format. These need only the database
+(no Redis), so they build an engine from settings rather than the whole ledger.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.engine import Engine
+
+from ledger.audit import checkpoint as checkpoints
+from ledger.audit.export import ExportFormat, write_events
+from ledger.audit.queries import EventFilters, iter_events
+from ledger.audit.reconcile import (
+    CheckResult,
+    ReconcileCheck,
+    projection_checks,
+    reconcile,
+    statement_check,
+)
+from ledger.audit.roles import DEFAULT_APP, DEFAULT_OWNER, DEFAULT_SCHEMA, roles_sql
+from ledger.audit.statement import StatementLine, parse_statement
+from ledger.audit.verify import VerifyResult, verify_log
+from ledger.cli.app import app, console, err_console, load_settings, print_json
+from ledger.db import create_engine
+from ledger.errors import InvalidRequest, InvalidStatement
+from ledger.events import EventType, to_utc
+from ledger.settings import Settings
+from ledger.store import EventStore, translate_errors
+
+
+@contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _key(settings: Settings) -> bytes:
+    secret = settings.checkpoint_key.get_secret_value() if settings.checkpoint_key else None
+    return checkpoints.checkpoint_key(secret)
+
+
+# -- verify -----------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    from_position: Annotated[
+        int, typer.Option(min=1, help="Start here; the events before it are trusted.")
+    ] = 1,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A signed checkpoint file: the log must still hold that exact prefix."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check the whole log: every hash and link, every job's versions and lifecycle.
+
+    Exit 0 with a one-line summary, or exit 1 naming the first bad position.
+    """
+    settings = load_settings()
+    anchors: dict[int, str] = {}
+    if checkpoint is not None:
+        anchors = checkpoints.anchors(checkpoints.read_checkpoint(checkpoint, _key(settings)))
+    with _engine(settings) as engine:
+        total = EventStore(engine).head().position
+        with _progress("verifying") as progress:
+            task = progress.add_task("verify", total=max(total - from_position + 1, 0))
+            result = verify_log(
+                engine,
+                from_position=from_position,
+                anchors=anchors,
+                on_progress=lambda position: progress.update(
+                    task, completed=position - from_position + 1
+                ),
+            )
+    if as_json:
+        print_json(_verify_record(result))
+    else:
+        console.print(_verify_line(result), markup=False, highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _progress(description: str) -> Progress:
+    """A progress bar on stderr, only when stderr is a terminal (stdout stays clean)."""
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+def _verify_line(result: VerifyResult) -> str:
+    if result.problem is not None:
+        problem = result.problem
+        return f"FAILED at position {problem.position}: {problem.kind} — {problem.detail}"
+    anchors = f"; checkpoint matches ({result.anchors_checked})" if result.anchors_checked else ""
+    return (
+        f"ok: {result.checked} events checked (from position {result.from_position}), "
+        f"head position {result.last_position} hash {result.head_hash}{anchors}"
+    )
+
+
+def _verify_record(result: VerifyResult) -> dict[str, object]:
+    problem = result.problem
+    return {
+        "ok": result.ok,
+        "checked": result.checked,
+        "fromPosition": result.from_position,
+        "headPosition": result.last_position,
+        "headHash": result.head_hash,
+        "checkpointsMatched": result.anchors_checked,
+        "problem": None
+        if problem is None
+        else {"position": problem.position, "kind": str(problem.kind), "detail": problem.detail},
+    }
+
+
+# -- checkpoint -------------------------------------------------------------------
+
+
+@app.command()
+def checkpoint(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the checkpoint here (default: stdout).")
+    ] = None,
+) -> None:
+    """Sign the current chain head (position, hash, time) with LEDGER_CHECKPOINT_KEY.
+
+    Keep the file where the database's operators cannot change it.
+    """
+    settings = load_settings()
+    key = _key(settings)
+    with _engine(settings) as engine:
+        head = checkpoints.take_checkpoint(engine, datetime.now(UTC))
+    text = checkpoints.dumps(checkpoints.sign(head, key))
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    err_console.print(f"checkpoint at position {head.position} written to {output}", markup=False)
+
+
+# -- events -----------------------------------------------------------------------
+
+
+@app.command()
+def events(
+    after: Annotated[int, typer.Option(min=0, help="Only events after this position.")] = 0,
+    user_id: Annotated[str | None, typer.Option(help="Only jobs of this user.")] = None,
+    place_id: Annotated[str | None, typer.Option(help="Only jobs at this place.")] = None,
+    mission_id: Annotated[str | None, typer.Option(help="Only jobs of this mission.")] = None,
+    from_time: Annotated[
+        str | None, typer.Option("--from", help="From this time, inclusive (ISO 8601, UTC).")
+    ] = None,
+    to_time: Annotated[
+        str | None, typer.Option("--to", help="Up to this time, exclusive (ISO 8601, UTC).")
+    ] = None,
+    event_type: Annotated[
+        list[EventType] | None, typer.Option("--type", help="Only this event type (repeatable).")
+    ] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
+        ExportFormat.TABLE
+    ),
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many events.")] = None,
+) -> None:
+    """Export events for auditors (streaming; stable columns; amounts in minor units)."""
+    settings = load_settings()
+    filters = EventFilters(
+        user_id=user_id,
+        place_id=place_id,
+        mission_id=mission_id,
+        from_time=_parse_time(from_time, "--from"),
+        to_time=_parse_time(to_time, "--to"),
+        types=tuple(event_type or ()),
+    )
+    with _engine(settings) as engine:
+        rows = iter_events(engine, filters, after=after, limit=limit)
+        try:
+            # piped tables are not cut to 80 columns
+            table_console = console if console.is_terminal else Console(width=200)
+            write_events(rows, fmt, sys.stdout, table_console)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `ledger events … | head` is fine
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+
+
+def _parse_time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return to_utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise InvalidRequest(f"invalid {option}: {text!r} is not an ISO 8601 time") from None
+
+
+# -- reconcile --------------------------------------------------------------------
+
+
+@app.command(name="reconcile")
+def reconcile_command(
+    statement: Annotated[
+        Path | None,
+        typer.Option(help="Provider statement CSV: idempotency_key,amount,currency,settled_at."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Reconcile the log: against the provider's statement (and the projections' checks).
+
+    Exit 0 when everything agrees, 1 otherwise.
+    """
+    settings = load_settings()
+    checks: list[ReconcileCheck] = list(projection_checks(settings))
+    if statement is not None:
+        checks.append(statement_check(_read_statement(statement)))
+    if not checks:
+        raise InvalidRequest("nothing to reconcile: pass --statement FILE.csv")
+    with _engine(settings) as engine, translate_errors():
+        report = reconcile(engine, checks)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for check in report.checks:
+            _print_check(check)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _read_statement(path: Path) -> list[StatementLine]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return parse_statement(handle)
+    except OSError as exc:
+        raise InvalidStatement(f"cannot read statement {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidStatement(f"statement {str(path)!r} is not UTF-8 text") from None
+
+
+def _print_check(check: CheckResult) -> None:
+    state = "ok" if check.ok else "DIFFERS"
+    console.print(f"{check.name}: {state} — {check.summary}", markup=False, highlight=False)
+    for section, items in check.details.items():
+        if isinstance(items, list):
+            for item in items:
+                text = orjson.dumps(item).decode()
+                console.print(f"  {section}: {text}", markup=False, highlight=False, soft_wrap=True)
+        elif section == "totals":
+            for side, totals in items.items():
+                line = ", ".join(f"{amount} {currency}" for currency, amount in totals.items())
+                console.print(f"  total {side}: {line or 'none'}", markup=False, highlight=False)
+
+
+# -- roles ------------------------------------------------------------------------
+
+
+@app.command()
+def roles(
+    print_sql: Annotated[
+        bool, typer.Option("--print-sql", help="Print the SQL (run it with psql as a superuser).")
+    ] = False,
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Run it against LEDGER_DATABASE_URL (as a superuser)."),
+    ] = False,
+    owner_role: Annotated[str, typer.Option(help="Role that owns the tables.")] = DEFAULT_OWNER,
+    app_role: Annotated[str, typer.Option(help="Role the application logs in as.")] = DEFAULT_APP,
+    schema: Annotated[str, typer.Option(help="Schema of the ledger's tables.")] = DEFAULT_SCHEMA,
+) -> None:
+    """PostgreSQL roles: an owner, and an app role with only SELECT+INSERT on events."""
+    if print_sql == apply:
+        raise InvalidRequest("pass exactly one of --print-sql or --apply")
+    sql = roles_sql(owner=owner_role, app=app_role, schema=schema)
+    if print_sql:
+        sys.stdout.write(sql)
+        return
+    settings = load_settings()
+    with _engine(settings) as engine:
+        if engine.dialect.name != "postgresql":
+            raise InvalidRequest("roles apply to PostgreSQL only; LEDGER_DATABASE_URL is not")
+        with translate_errors(), engine.begin() as conn:
+            conn.exec_driver_sql(sql)
+    console.print(
+        f"roles ready: owner {owner_role}, app {app_role} on schema {schema}", markup=False
+    )

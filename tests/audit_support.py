@@ -1,0 +1,119 @@
+"""Logs for the audit tests, and an attacker with the owner's rights on the events table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ledger.events import EventType, NewEvent, event_hash
+from ledger.schema import events
+from ledger.store import EventStore
+from tests.factories import request
+
+CURRENCIES = ("KRW", "USD", "JPY")
+
+
+def build_log(store: EventStore, jobs: int = 6) -> list[str]:
+    """Jobs in every lifecycle shape; returns the job ids (job i has key ``key-i``).
+
+    Shapes by ``i % 4``: completed first time; failed, retried, completed;
+    dead-lettered then requeued and left waiting; left processing.
+    """
+    job_ids = []
+    for i in range(jobs):
+        result = store.enqueue(
+            request(
+                idempotency_key=f"key-{i}",
+                user_id=f"user-{i % 3}",
+                place_id=f"place-{i % 2}",
+                mission_id=f"mission-{i}",
+                amount=1000 + i,
+                currency=CURRENCIES[i % len(CURRENCIES)],
+                metadata={"qr_token": f"토큰-{i} ✓", "receipt_id": f"r-{i}", "n": [i, None]},
+            ),
+            max_attempts=2,
+        )
+        job_ids.append(result.job_id)
+    for i, job_id in enumerate(job_ids):
+        store.append(job_id, 1, _shape(i % 4))
+    return job_ids
+
+
+def _shape(kind: int) -> list[NewEvent]:
+    attempt = NewEvent(EventType.ATTEMPTED, {"attempt": 1, "lease_until": None}, "worker-1")
+    if kind == 0:
+        return [attempt, NewEvent(EventType.COMPLETED, {"attempt": 1}, "worker-1")]
+    failed = NewEvent(EventType.FAILED, {"attempt": 1, "reason": "boom", "retryable": True})
+    if kind == 1:
+        retry = NewEvent(EventType.REQUEUED, {"due_at": None, "reason": "retry", "source": "retry"})
+        again = NewEvent(EventType.ATTEMPTED, {"attempt": 2, "lease_until": None}, "worker-2")
+        done = NewEvent(EventType.COMPLETED, {"attempt": 2}, "worker-2")
+        return [attempt, failed, retry, again, done]
+    if kind == 2:
+        dead = NewEvent(EventType.DEAD_LETTERED, {"attempt": 1, "reason": "permanent"})
+        back = NewEvent(EventType.REQUEUED, {"due_at": None, "reason": "op", "source": "dlq"}, "op")
+        return [attempt, failed, dead, back]
+    return [attempt]
+
+
+class Attacker:
+    """Someone with the owner's rights: switches the append-only triggers off and edits rows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    def disable_triggers(self) -> None:
+        with self.engine.begin() as conn:
+            if self.sqlite:
+                conn.exec_driver_sql("DROP TRIGGER events_no_update")
+                conn.exec_driver_sql("DROP TRIGGER events_no_delete")
+            else:
+                conn.exec_driver_sql("ALTER TABLE events DISABLE TRIGGER USER")
+
+    def execute(self, sql: str, **params: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(sql), params)
+
+    def rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.select(events).order_by(events.c.position))
+            return [dict(row._mapping) for row in result]
+
+    def insert(self, row: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(events.insert(), [row])
+
+    def wipe(self) -> None:
+        """TRUNCATE on PostgreSQL, DELETE on SQLite (no TRUNCATE there)."""
+        self.execute("DELETE FROM events" if self.sqlite else "TRUNCATE events")
+
+
+def reseal(row: dict[str, Any], prev_hash: str) -> dict[str, Any]:
+    """The row with ``prev_hash`` and a correctly recomputed hash: a forger's work."""
+    digest = event_hash(
+        prev_hash=prev_hash,
+        position=row["position"],
+        job_id=row["job_id"],
+        version=row["version"],
+        event_type=row["type"],
+        data_json=row["data"],
+        occurred_at=row["occurred_at"],
+        actor=row["actor"],
+        idempotency_key=row["idempotency_key"],
+    )
+    return {**row, "prev_hash": prev_hash, "hash": digest}
+
+
+def rewrite_chain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recompute every hash in order (positions as given), as a whole-log forger would."""
+    from ledger.events import GENESIS_HASH
+
+    out, prev = [], GENESIS_HASH
+    for row in rows:
+        sealed = reseal(row, prev)
+        out.append(sealed)
+        prev = sealed["hash"]
+    return out

@@ -1,0 +1,234 @@
+"""The auditor commands as a user runs them: verify, checkpoint, events, reconcile, roles."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from ledger.events import StoredEvent, format_time
+from ledger.store import EventStore
+from tests.audit_support import Attacker, build_log, rewrite_chain
+from tests.e2e.conftest import RunLedger
+
+KEY = {"LEDGER_CHECKPOINT_KEY": "an-auditors-secret-key-0123456789"}
+HEADER = "idempotency_key,amount,currency,settled_at\n"
+#: completed jobs of build_log(store, 6): key, amount, currency
+SETTLED = [
+    ("key-0", 1000, "KRW"),
+    ("key-1", 1001, "USD"),
+    ("key-4", 1004, "USD"),
+    ("key-5", 1005, "JPY"),
+]
+
+
+@pytest.fixture
+def log(store: EventStore) -> list[StoredEvent]:
+    build_log(store, 6)
+    return list(store.read_all())
+
+
+def one_line_error(result: object, code: int) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)  # type: ignore[attr-defined]
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    return stderr
+
+
+def test_verify_ok_prints_one_line_with_count_and_head(
+    run_ledger: RunLedger, log: list[StoredEvent]
+) -> None:
+    result = run_ledger("verify")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{len(log)} events checked" in lines[0] and log[-1].hash in lines[0]
+    record = orjson.loads(run_ledger("verify", "--json", "--from-position", "10").stdout)
+    assert record["ok"] is True and record["checked"] == len(log) - 9
+
+
+def test_verify_names_the_first_bad_position(
+    run_ledger: RunLedger, engine: Engine, log: list[StoredEvent]
+) -> None:
+    attacker = Attacker(engine)
+    attacker.disable_triggers()
+    attacker.execute("DELETE FROM events WHERE position = 8")
+    result = run_ledger("verify")
+    assert result.returncode == 1
+    assert result.stdout.startswith("FAILED at position 8: missing")
+    assert "Traceback" not in result.stderr
+    record = orjson.loads(run_ledger("verify", "--json").stdout)
+    assert record["problem"]["position"] == 8 and record["problem"]["kind"] == "missing"
+
+
+def test_checkpoint_then_verify_catches_a_rewritten_chain(
+    run_ledger: RunLedger, engine: Engine, log: list[StoredEvent], tmp_path: Path
+) -> None:
+    path = tmp_path / "head.json"
+    made = run_ledger("checkpoint", "--output", str(path), env=KEY)
+    assert made.returncode == 0, made.stderr
+    document = orjson.loads(path.read_text())
+    assert (document["position"], document["hash"]) == (len(log), log[-1].hash)
+    printed = run_ledger("checkpoint", env=KEY)
+    assert orjson.loads(printed.stdout)["hash"] == log[-1].hash
+    ok = run_ledger("verify", "--checkpoint", str(path), env=KEY)
+    assert ok.returncode == 0 and "checkpoint matches" in ok.stdout
+
+    attacker = Attacker(engine)
+    attacker.disable_triggers()
+    rows = attacker.rows()
+    rows[0]["actor"] = "rewritten"
+    attacker.wipe()
+    for row in rewrite_chain(rows):
+        attacker.insert(row)
+    caught = run_ledger("verify", "--checkpoint", str(path), env=KEY)
+    assert caught.returncode == 1
+    assert caught.stdout.startswith(f"FAILED at position {len(log)}: rewritten")
+
+
+def test_checkpoint_needs_the_key(
+    run_ledger: RunLedger, log: list[StoredEvent], tmp_path: Path
+) -> None:
+    assert "LEDGER_CHECKPOINT_KEY" in one_line_error(run_ledger("checkpoint"), 2)
+    path = tmp_path / "head.json"
+    run_ledger("checkpoint", "--output", str(path), env=KEY)
+    other = {"LEDGER_CHECKPOINT_KEY": "another-key-entirely-0123456789"}
+    assert "signature" in one_line_error(
+        run_ledger("verify", "--checkpoint", str(path), env=other), 2
+    )
+
+
+def test_events_csv_and_jsonl_round_trip(run_ledger: RunLedger, log: list[StoredEvent]) -> None:
+    jsonl = run_ledger("events", "--format", "jsonl")
+    assert jsonl.returncode == 0, jsonl.stderr
+    records = [orjson.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["position"] for r in records] == [e.position for e in log]
+    assert [r["data"] for r in records] == [e.data for e in log]
+    assert [r["occurred_at"] for r in records] == [format_time(e.occurred_at) for e in log]
+    assert records[0]["data"]["request"]["metadata"]["qr_token"] == "토큰-0 ✓"
+    rows = list(csv.DictReader(io.StringIO(run_ledger("events", "--format", "csv").stdout)))
+    assert [orjson.loads(r["data"]) for r in rows] == [e.data for e in log]
+    assert [int(r["amount"]) for r in rows] == [r["amount"] for r in records]
+    assert [r["hash"] for r in rows] == [e.hash for e in log]
+
+
+def test_events_filters(run_ledger: RunLedger, log: list[StoredEvent]) -> None:
+    result = run_ledger(
+        "events", "--format", "jsonl", "--user-id", "user-1", "--type", "completed", "--after", "2"
+    )
+    records = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert records and {(r["user_id"], r["type"]) for r in records} == {("user-1", "completed")}
+    assert all(r["position"] > 2 for r in records)
+    table = run_ledger("events", "--limit", "3")
+    assert table.returncode == 0 and log[0].job_id in table.stdout
+    assert "invalid --from" in one_line_error(run_ledger("events", "--from", "yesterday"), 2)
+    assert run_ledger("events", "--type", "paid").returncode == 2
+
+
+def write_statement(tmp_path: Path, lines: list[tuple[str, int, str]]) -> Path:
+    path = tmp_path / "statement.csv"
+    body = "".join(f"{k},{a},{c},2026-11-26T00:00:00Z\n" for k, a, c in lines)
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+def test_reconcile_a_matching_statement(
+    run_ledger: RunLedger, log: list[StoredEvent], tmp_path: Path
+) -> None:
+    result = run_ledger("reconcile", "--statement", str(write_statement(tmp_path, SETTLED)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "statement: ok" in result.stdout
+
+
+def test_reconcile_reports_each_difference_once(
+    run_ledger: RunLedger, log: list[StoredEvent], tmp_path: Path
+) -> None:
+    lines = [
+        ("key-0", 1000, "KRW"),
+        ("key-1", 1002, "USD"),  # amount mismatch
+        ("key-5", 1005, "JPY"),
+        ("key-5", 1005, "JPY"),  # duplicate
+        ("key-9", 50, "KRW"),  # extra; key-4 is missing
+    ]
+    path = write_statement(tmp_path, lines)
+    result = run_ledger("reconcile", "--statement", str(path), "--json")
+    assert result.returncode == 1
+    (check,) = orjson.loads(result.stdout)["checks"]
+    details = check["details"]
+    assert [m["idempotencyKey"] for m in details["missingFromStatement"]] == ["key-4"]
+    assert [m["idempotencyKey"] for m in details["extraInStatement"]] == ["key-9"]
+    assert [m["idempotencyKey"] for m in details["mismatches"]] == ["key-1"]
+    assert [(m["idempotencyKey"], m["line"]) for m in details["duplicatesInStatement"]] == [
+        ("key-5", 5)
+    ]
+    assert details["duplicatesInLedger"] == []
+    assert details["totals"] == {
+        "ledger": {"JPY": 1005, "KRW": 1000, "USD": 2005},
+        "statement": {"JPY": 2010, "KRW": 1050, "USD": 1002},
+    }
+    text = run_ledger("reconcile", "--statement", str(path))
+    assert text.returncode == 1
+    assert "statement: DIFFERS" in text.stdout
+    assert text.stdout.count("key-4") == 1 and text.stdout.count("key-9") == 1
+
+
+def test_reconcile_refuses_a_malformed_statement(
+    run_ledger: RunLedger, log: list[StoredEvent], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "key-0,1000,KRW,2026-11-26\nkey-1,10.01,USD,2026-11-26\n")
+    assert "statement line 3: amount '10.01'" in one_line_error(
+        run_ledger("reconcile", "--statement", str(path)), 2
+    )
+    assert "nothing to reconcile" in one_line_error(run_ledger("reconcile"), 2)
+    missing = run_ledger("reconcile", "--statement", str(tmp_path / "nope.csv"))
+    assert "cannot read statement" in one_line_error(missing, 2)
+
+
+def test_roles_prints_the_script(run_ledger: RunLedger) -> None:
+    result = run_ledger("roles", "--print-sql", "--app-role", "payouts_app")
+    assert result.returncode == 0
+    assert "GRANT SELECT, INSERT ON public.events TO payouts_app;" in result.stdout
+    assert "pass exactly one" in one_line_error(run_ledger("roles"), 2)
+    assert "invalid app role" in one_line_error(
+        run_ledger("roles", "--print-sql", "--app-role", "x;y"), 2
+    )
+
+
+def test_roles_apply(run_ledger: RunLedger, db_backend: str, db_url: str, engine: Engine) -> None:
+    if db_backend == "sqlite":
+        assert "PostgreSQL only" in one_line_error(run_ledger("roles", "--apply"), 2)
+        return
+    schema = str(make_url(db_url).query["options"]).removeprefix("-csearch_path=")
+    suffix = uuid.uuid4().hex[:10]
+    owner, app = f"ledger_owner_{suffix}", f"ledger_app_{suffix}"
+    args = ["roles", "--apply", "--owner-role", owner, "--app-role", app, "--schema", schema]
+    try:
+        result = run_ledger(*args)
+        assert result.returncode == 0, result.stderr
+        assert f"owner {owner}, app {app}" in result.stdout
+        with engine.connect() as conn:
+            privileges = conn.execute(
+                sa.text(
+                    "SELECT privilege_type FROM information_schema.role_table_grants "
+                    "WHERE grantee = :app AND table_schema = :schema AND table_name = 'events'"
+                ),
+                {"app": app, "schema": schema},
+            ).scalars()
+            assert sorted(privileges) == ["INSERT", "SELECT"]
+    finally:
+        with engine.begin() as conn:
+            for role in (owner, app):
+                if conn.execute(
+                    sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+                ).first():
+                    conn.exec_driver_sql(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+                    conn.exec_driver_sql(f"DROP OWNED BY {role}")
+                    conn.exec_driver_sql(f"DROP ROLE {role}")

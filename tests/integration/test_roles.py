@@ -1,0 +1,158 @@
+"""The shipped PostgreSQL role script: the app role can append and read, never rewrite.
+
+Runs the real script (``ledger roles``) in a fresh schema with role names unique to
+this test run, connects as the app role, and tries what an attacker would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from ledger import migrate
+from ledger.audit.roles import roles_sql
+from ledger.audit.verify import verify_log
+from ledger.db import create_engine
+from ledger.errors import InvalidRequest
+from ledger.events import EventType, NewEvent
+from ledger.store import EventStore
+from tests.backends import postgres_schema
+from tests.factories import request
+
+
+@dataclass
+class Roles:
+    admin: Engine
+    app: Engine
+    owner_name: str
+    app_name: str
+    schema: str
+
+    def apply(self) -> None:
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql(
+                roles_sql(owner=self.owner_name, app=self.app_name, schema=self.schema)
+            )
+
+
+@pytest.fixture
+def roles() -> Iterator[Roles]:
+    with postgres_schema() as url:
+        schema = str(make_url(url).query["options"]).removeprefix("-csearch_path=")
+        migrate.upgrade(url)
+        suffix = uuid.uuid4().hex[:10]
+        owner, app = f"ledger_owner_{suffix}", f"ledger_app_{suffix}"
+        admin = create_engine(url, poolclass=sa.pool.NullPool)
+        with admin.begin() as conn:  # a projection table that exists when the script runs
+            conn.exec_driver_sql("CREATE TABLE projection_demo (id int PRIMARY KEY, n int)")
+        app_url = make_url(url).set(username=app).render_as_string(hide_password=False)
+        app_engine = create_engine(app_url, poolclass=sa.pool.NullPool)
+        setup = Roles(admin, app_engine, owner, app, schema)
+        try:
+            setup.apply()
+            yield setup
+        finally:
+            app_engine.dispose()
+            with admin.begin() as conn:
+                for role in (owner, app):
+                    exists = conn.execute(
+                        sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
+                    ).first()
+                    if exists is None:
+                        continue
+                    conn.exec_driver_sql(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+                    conn.exec_driver_sql(f"DROP OWNED BY {role}")
+                    conn.exec_driver_sql(f"DROP ROLE {role}")
+            admin.dispose()
+
+
+def refused(engine: Engine, statement: str) -> str:
+    """Run ``statement`` as the app; it must fail. Returns the database's message."""
+    with pytest.raises(sa.exc.DBAPIError) as caught, engine.begin() as conn:
+        conn.exec_driver_sql(statement)
+    return str(caught.value.orig).lower()
+
+
+def test_the_app_role_appends_and_reads(roles: Roles) -> None:
+    store = EventStore(roles.app)
+    job = store.enqueue(request(), max_attempts=3).job_id
+    store.append(job, 1, [NewEvent(EventType.ATTEMPTED, {"attempt": 1}, "w")])
+    assert [e.version for e in store.read_stream(job)] == [1, 2]
+    assert verify_log(roles.app).ok
+    with roles.app.begin() as conn:  # projections: full read/write
+        conn.exec_driver_sql("INSERT INTO projection_demo VALUES (1, 1)")
+        conn.exec_driver_sql("UPDATE projection_demo SET n = 2")
+        conn.exec_driver_sql("DELETE FROM projection_demo")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET actor = 'x'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE alembic_version SET version_num = 'x'",
+    ],
+)
+def test_the_app_role_cannot_rewrite_the_log(roles: Roles, statement: str) -> None:
+    EventStore(roles.app).enqueue(request(), max_attempts=3)
+    assert "permission denied" in refused(roles.app, statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE events DISABLE TRIGGER USER",
+        "ALTER TABLE events DISABLE TRIGGER events_no_update_delete",
+        "DROP TRIGGER events_no_update_delete ON events",
+        "DROP TABLE events",
+        "ALTER TABLE events OWNER TO CURRENT_USER",
+        "CREATE OR REPLACE FUNCTION ledger_events_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$",
+        "SET session_replication_role = replica",
+        "CREATE TABLE shadow (id int)",
+    ],
+)
+def test_the_app_role_cannot_switch_off_the_triggers(roles: Roles, statement: str) -> None:
+    message = refused(roles.app, statement)
+    assert "must be owner" in message or "permission denied" in message
+
+
+def test_the_app_role_cannot_become_the_owner(roles: Roles) -> None:
+    assert "permission denied" in refused(roles.app, f"SET ROLE {roles.owner_name}")
+
+
+def test_the_owner_owns_the_log(roles: Roles) -> None:
+    with roles.admin.connect() as conn:
+        owner = conn.execute(
+            sa.text(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = :s AND tablename = 'events'"
+            ),
+            {"s": roles.schema},
+        ).scalar_one()
+    assert owner == roles.owner_name
+
+
+def test_the_script_is_idempotent(roles: Roles) -> None:
+    roles.apply()
+    EventStore(roles.app).enqueue(request(), max_attempts=3)
+    assert "permission denied" in refused(roles.app, "DELETE FROM events")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"owner": "Robert'); DROP TABLE events;--"},
+        {"app": "1app"},
+        {"schema": "public; drop"},
+        {"owner": "same", "app": "same"},
+    ],
+)
+def test_role_names_are_plain_identifiers(names: dict[str, str]) -> None:
+    with pytest.raises(InvalidRequest):
+        roles_sql(**names)
