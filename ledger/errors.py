@@ -126,3 +126,7 @@ class UnsafeRedis(LedgerError):
 
 class PermanentFailure(Exception):
     """Raise from a handler to dead-letter the job at once (no retry)."""
+
+
+class ProjectionBusy(LedgerError):
+    """Another rebuild or replay is writing the scratch projections; retry when it is done."""
