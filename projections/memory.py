@@ -27,7 +27,7 @@ from projections.fold import (
     stats_row,
 )
 from projections.snapshot import Snapshot
-from projections.stats import QueueStats, stats_from_jobs
+from projections.stats import QueueStats, stats_from_jobs, stats_from_rows
 
 
 def batched(events: Iterable[StoredEvent], size: int) -> Iterator[list[StoredEvent]]:
@@ -83,8 +83,22 @@ class MemoryProjection:
         )
 
     def queue_stats(self, now: datetime) -> QueueStats:
-        """Stats as ``projections.queries.stats`` reports them, from the jobs themselves."""
+        """Stats counted straight from the jobs (the independent fold)."""
         return stats_from_jobs((record.job for record in self.jobs.values()), now, self.position)
+
+    def stored_stats(self, now: datetime) -> QueueStats:
+        """Stats the way ``projections.queries.stats`` reads SQL: the incremental
+        ``queue_stats`` rows, with delayed jobs moved out of "waiting" at ``now``."""
+        delayed: dict[str, Totals] = {}
+        for record in self.jobs.values():
+            if record.job.is_delayed(now):
+                delayed.setdefault(record.job.currency, Totals()).add(1, record.job.amount)
+        return stats_from_rows(
+            [(cur, bucket, t.jobs, t.amount) for (cur, bucket), t in self.stats.items()],
+            [(cur, t.jobs, t.amount) for cur, t in delayed.items()],
+            now,
+            self.position,
+        )
 
 
 def _merge(target: dict[Any, Totals], deltas: dict[Any, Totals]) -> None:
