@@ -10,10 +10,12 @@ store would.
 
 from __future__ import annotations
 
+import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -24,6 +26,27 @@ from ledger.store import EventStore, StreamAppend
 from tests.factories import T0
 
 CURRENCIES = ("KRW", "USD", "JPY")
+
+T = TypeVar("T")
+
+
+class Chooser:
+    """Choices from hypothesis (``draw``) or from a seeded ``random.Random``."""
+
+    def __init__(self, draw: st.DrawFn | None = None, rng: random.Random | None = None) -> None:
+        self._draw = draw
+        self._rng = rng or random.Random(0)
+
+    def integer(self, low: int, high: int) -> int:
+        if self._draw is not None:
+            return self._draw(st.integers(low, high))
+        return self._rng.randint(low, high)
+
+    def boolean(self) -> bool:
+        return self.integer(0, 1) == 1
+
+    def pick(self, items: Sequence[T]) -> T:
+        return items[self.integer(0, len(items) - 1)]
 
 
 @dataclass(frozen=True)
@@ -39,26 +62,26 @@ Transaction = list[list[Op]]  # per job: its events in this transaction
 Plan = list[Transaction]
 
 
-def _next_ops(draw: st.DrawFn, job: int, status: JobStatus, attempt: int) -> list[Op]:
+def _next_ops(choose: Chooser, job: int, status: JobStatus, attempt: int) -> list[Op]:
     if status is JobStatus.WAITING:
         return [Op(job, EventType.ATTEMPTED, {"attempt": attempt + 1})]
     if status is JobStatus.PROCESSING:
-        if draw(st.booleans()):
+        if choose.boolean():
             return [Op(job, EventType.COMPLETED, {"attempt": attempt})]
         failed = Op(job, EventType.FAILED, {"attempt": attempt, "reason": f"boom {attempt}"})
         # a worker usually appends the failure and its consequence together
-        if draw(st.booleans()):
+        if choose.boolean():
             return [failed]
-        return [failed, _after_failure(draw, job, attempt)]
+        return [failed, _after_failure(choose, job, attempt)]
     if status is JobStatus.FAILED:
-        return [_after_failure(draw, job, attempt)]
+        return [_after_failure(choose, job, attempt)]
     # dead: an operator requeues it
     return [Op(job, EventType.REQUEUED, {"source": "dlq", "delay": 0})]
 
 
-def _after_failure(draw: st.DrawFn, job: int, attempt: int) -> Op:
-    if draw(st.booleans()):
-        delay = draw(st.sampled_from([0, 0, 3600]))
+def _after_failure(choose: Chooser, job: int, attempt: int) -> Op:
+    if choose.boolean():
+        delay = choose.pick([0, 0, 3600])
         return Op(job, EventType.REQUEUED, {"source": "retry", "delay": delay})
     return Op(job, EventType.DEAD_LETTERED, {"attempt": attempt})
 
@@ -66,24 +89,34 @@ def _after_failure(draw: st.DrawFn, job: int, attempt: int) -> Op:
 @st.composite
 def plans(draw: st.DrawFn, max_transactions: int = 30) -> Plan:
     """A random valid log: many jobs, interleaved, with retries, DLQ and requeues."""
+    return make_plan(Chooser(draw=draw), max_transactions)
+
+
+def seeded_plan(seed: int, transactions: int = 30) -> Plan:
+    """A reproducible random plan of exactly ``transactions`` transactions."""
+    return make_plan(Chooser(rng=random.Random(seed)), transactions, exact=True)
+
+
+def make_plan(choose: Chooser, max_transactions: int, *, exact: bool = False) -> Plan:
     status: dict[int, JobStatus] = {}
     attempts: dict[int, int] = {}
     plan: Plan = []
-    for _ in range(draw(st.integers(1, max_transactions))):
+    count = max_transactions if exact else choose.integer(1, max_transactions)
+    for _ in range(count):
         transaction: Transaction = []
         touched: set[int] = set()
-        for _ in range(draw(st.integers(1, 3))):
+        for _ in range(choose.integer(1, 3)):
             open_jobs = [
                 job
                 for job, state in status.items()
                 if state is not JobStatus.COMPLETED and job not in touched
             ]
-            if not open_jobs or draw(st.integers(0, 3)) == 0:
+            if not open_jobs or choose.integer(0, 3) == 0:
                 job = len(status)
-                ops = [_enqueue(draw, job)]
+                ops = [_enqueue(choose, job)]
             else:
-                job = draw(st.sampled_from(open_jobs))
-                ops = _next_ops(draw, job, status[job], attempts.get(job, 0))
+                job = choose.pick(open_jobs)
+                ops = _next_ops(choose, job, status[job], attempts.get(job, 0))
             for op in ops:
                 status[job] = next_status(str(job), status.get(job), op.type)
                 if op.type is EventType.ATTEMPTED:
@@ -94,18 +127,18 @@ def plans(draw: st.DrawFn, max_transactions: int = 30) -> Plan:
     return plan
 
 
-def _enqueue(draw: st.DrawFn, job: int) -> Op:
+def _enqueue(choose: Chooser, job: int) -> Op:
     return Op(
         job,
         EventType.ENQUEUED,
         {
-            "user_id": f"user-{draw(st.integers(0, 3))}",
-            "place_id": f"place-{draw(st.integers(0, 2))}",
-            "mission_id": f"mission-{draw(st.integers(0, 2))}",
-            "amount": draw(st.integers(1, 10**9)),
-            "currency": draw(st.sampled_from(CURRENCIES)),
-            "max_attempts": draw(st.integers(1, 3)),
-            "delay": draw(st.sampled_from([0, 0, 0, 7200])),
+            "user_id": f"user-{choose.integer(0, 3)}",
+            "place_id": f"place-{choose.integer(0, 2)}",
+            "mission_id": f"mission-{choose.integer(0, 2)}",
+            "amount": choose.integer(1, 10**9),
+            "currency": choose.pick(CURRENCIES),
+            "max_attempts": choose.integer(1, 3),
+            "delay": choose.pick([0, 0, 0, 7200]),
         },
     )
 
