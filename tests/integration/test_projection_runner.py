@@ -119,7 +119,9 @@ def test_a_second_replay_into_scratch_is_refused(store: EventStore) -> None:
 def test_follow_keeps_up_until_stopped(store: EventStore, engine: Engine) -> None:
     stop = threading.Event()
     projector = Projector(store, batch_size=4)
-    follower = threading.Thread(target=projector.follow, args=(stop,), kwargs={"poll_seconds": 0.05})
+    follower = threading.Thread(
+        target=projector.follow, args=(stop,), kwargs={"poll_seconds": 0.05}
+    )
     follower.start()
     try:
         for _ in range(3):

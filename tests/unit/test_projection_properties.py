@@ -29,9 +29,7 @@ def test_chunked_fold_equals_one_fold(plan: Plan, sizes: list[int]) -> None:
     events = stored_plan(plan)
     whole = MemoryProjection().replay(events, batch_size=len(events))
     chunked = folded(events, sizes)
-    assert chunked.snapshot() == whole.snapshot(), chunked.snapshot().differences(
-        whole.snapshot()
-    )
+    assert chunked.snapshot() == whole.snapshot(), chunked.snapshot().differences(whole.snapshot())
 
 
 @settings(max_examples=100, deadline=None)
