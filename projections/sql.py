@@ -7,14 +7,15 @@ batch, so rows and checkpoint commit together or not at all. Writes are batched
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from ledger.db import READ_ONLY
 from ledger.store import translate_errors
@@ -115,11 +116,26 @@ def upsert(
 ) -> None:
     """Insert ``rows`` or, on a primary-key clash, overwrite (or add to ``increment`` columns).
 
-    Each key must appear once in ``rows`` (the fold merges them beforehand).
+    Each key must appear once in ``rows`` (the fold merges them beforehand). The
+    rows go to the driver's ``executemany`` as they are, after the column types'
+    own bind processing: per-row statement handling in SQLAlchemy would cost
+    more than the fold itself on a rebuild.
     """
     if not rows:
         return
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    statement, processors = _prepared_upsert(conn.dialect, table, tuple(increment))
+    for name, process in processors:
+        for row in rows:
+            row[name] = process(row[name])
+    conn.exec_driver_sql(statement, rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared_upsert(
+    dialect: Dialect, table: sa.Table, increment: tuple[str, ...]
+) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+    """The upsert's SQL text with named parameters, and the columns that need converting."""
+    insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
     keys = [column.name for column in table.primary_key.columns]
     values: dict[str, Any] = {
         column.name: (
@@ -130,7 +146,15 @@ def upsert(
         for column in table.columns
         if column.name not in keys
     }
-    conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=values), rows)
+    statement = insert.on_conflict_do_update(index_elements=keys, set_=values)
+    # sqlite3 takes named parameters from dicts as readily as psycopg does
+    target = sqlite.dialect(paramstyle="named") if dialect.name == "sqlite" else dialect
+    processors = tuple(
+        (column.name, process)
+        for column in table.columns
+        if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    )
+    return str(statement.compile(dialect=target)), processors
 
 
 # -- whole sets --------------------------------------------------------------------
