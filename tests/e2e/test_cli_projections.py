@@ -16,9 +16,12 @@ from sqlalchemy.engine import Engine
 from ledger.events import EventType, NewEvent, format_time
 from ledger.store import EventStore
 from projections import queries
+from projections.memory import MemoryProjection
 from projections.schema import LIVE
+from projections.snapshot import read_snapshot
 from tests.e2e.conftest import LEDGER, RunLedger
 from tests.factories import request
+from tests.projection_logs import append_plan, seeded_plan
 
 E = EventType
 
@@ -188,3 +191,41 @@ def test_project_follow_until_sigterm(db_url: str, store: EventStore, engine: En
             process.wait()
     assert process.returncode == 0, err
     assert "stopped at log position 10" in out
+
+
+@pytest.mark.slow
+def test_a_killed_runner_leaves_a_consistent_checkpoint(
+    db_url: str, store: EventStore, engine: Engine
+) -> None:
+    for seed_number in range(40):
+        append_plan(store, seeded_plan(seed_number, 25))
+    head = store.head().position
+    env = {**os.environ, "LEDGER_DATABASE_URL": db_url}
+    process = subprocess.Popen(
+        [*LEDGER, "project", "--batch-size", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while queries.checkpoint(engine) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        process.kill()  # SIGKILL: no clean-up, mid-batch or between batches
+        process.wait()
+    reached = queries.checkpoint(engine)
+    assert 0 < reached < head
+    expected = MemoryProjection().replay(store.read_all(until_position=reached))
+    assert read_snapshot(engine) == expected.snapshot()
+    assert run_and_check(db_url) == head
+    assert read_snapshot(engine) == MemoryProjection().replay(store.read_all()).snapshot()
+
+
+def run_and_check(db_url: str) -> int:
+    env = {**os.environ, "LEDGER_DATABASE_URL": db_url}
+    result = subprocess.run(
+        [*LEDGER, "project"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split("log position ")[1].split()[0])

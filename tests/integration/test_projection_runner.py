@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.errors import ProjectionBusy
 from ledger.store import EventStore
-from projections import queries
+from projections import queries, reconcile
 from projections.memory import MemoryProjection
 from projections.runner import Projector, rebuild, replay, replay_in_memory
 from projections.schema import LIVE, SCRATCH
@@ -50,6 +50,10 @@ def test_catch_up_in_random_chunks_equals_rebuild_equals_as_of(
     live.catch_up()
     caught_up = read_snapshot(engine)
     assert caught_up == expected, caught_up.differences(expected)
+    last = fold_of(store)
+    now = max(record.job.updated_at for record in last.jobs.values())
+    assert queries.stats(engine, now) == last.queue_stats(now)
+    assert all(balance.balanced for balance in reconcile.conservation(engine, now))
 
     rebuild(store, batch_size=data.draw(st.integers(1, 40), label="rebuild batch"))
     assert read_snapshot(engine) == expected
