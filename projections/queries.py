@@ -278,10 +278,15 @@ class JobHistory:
         }
 
 
-def history(store: EventStore, job_id: str) -> JobHistory:
-    """A job's full history; ``JobNotFound`` if the log has no such job."""
+def history(store: EventStore, job_id: str, now: datetime | None = None) -> JobHistory:
+    """A job's full history; ``JobNotFound`` if the log has no such job.
+
+    ``state`` is the job's status, or ``delayed`` for a waiting job due after ``now``.
+    """
     events = store.read_stream(job_id)
     folded = fold(events)
     if folded is None:
         raise JobNotFound(job_id)
-    return JobHistory(job_id, folded.status.value, events)
+    moment = now if now is not None else datetime.now(UTC)
+    state = "delayed" if folded.is_delayed(moment) else folded.status.value
+    return JobHistory(job_id, state, events)

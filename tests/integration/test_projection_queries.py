@@ -214,3 +214,13 @@ def test_an_unmigrated_database_says_run_init(unmigrated_url: str) -> None:
             Projector(EventStore(engine)).catch_up()
     finally:
         engine.dispose()
+
+
+def test_history_shows_a_waiting_job_due_later_as_delayed(store: EventStore) -> None:
+    result = store.enqueue(
+        request(idempotency_key="later"), max_attempts=1, delay=timedelta(hours=1)
+    )
+    assert result.event is not None
+    at = result.event.occurred_at
+    assert queries.history(store, result.job_id, at).state == "delayed"
+    assert queries.history(store, result.job_id, at + timedelta(hours=2)).state == "waiting"
