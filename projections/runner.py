@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from ledger.errors import ProjectionBusy
+from ledger.errors import DatabaseUnavailable, ProjectionBusy
 from ledger.events import StoredEvent
 from ledger.store import EventStore, translate_errors
 from projections import sql
@@ -130,11 +130,21 @@ class Projector:
         *,
         poll_seconds: float = 1.0,
         on_batch: OnBatch | None = None,
+        on_unavailable: Callable[[DatabaseUnavailable], None] | None = None,
     ) -> int:
-        """Catch up, then keep following the log until ``stop`` is set."""
+        """Catch up, then keep following the log until ``stop`` is set.
+
+        A database that goes away (a restart, a fail-over) does not end the
+        follower: it reports through ``on_unavailable`` and tries again at the
+        next poll. A batch cut short by it was rolled back, so nothing is lost.
+        """
         position = self.catch_up(on_batch=on_batch)
         while not stop.wait(poll_seconds):
-            position = self.catch_up(on_batch=on_batch)
+            try:
+                position = self.catch_up(on_batch=on_batch)
+            except DatabaseUnavailable as exc:
+                if on_unavailable is not None:
+                    on_unavailable(exc)
         return position
 
 

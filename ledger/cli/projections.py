@@ -29,7 +29,7 @@ from rich.text import Text
 
 from ledger.cli.app import app, console, err_console, load_settings, print_json
 from ledger.db import create_engine
-from ledger.errors import InvalidRequest
+from ledger.errors import DatabaseUnavailable, InvalidRequest
 from ledger.events import StoredEvent, format_time, to_utc
 from ledger.money import format_amount
 from ledger.store import EventStore
@@ -322,9 +322,12 @@ def _follow(projector: Projector, poll: float) -> int:
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    def on_unavailable(error: DatabaseUnavailable) -> None:
+        err_console.print(f"warning: {error.message}; retrying", markup=False, highlight=False)
+
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        return projector.follow(stop, poll_seconds=poll)
+        return projector.follow(stop, poll_seconds=poll, on_unavailable=on_unavailable)
     except KeyboardInterrupt:
         return projector.checkpoint()
     finally:

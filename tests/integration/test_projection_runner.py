@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.errors import ProjectionBusy
+from ledger.errors import DatabaseUnavailable, ProjectionBusy
 from ledger.store import EventStore
 from projections import queries, reconcile
 from projections.memory import MemoryProjection
@@ -152,4 +152,44 @@ def test_rebuild_swaps_in_a_fresh_fold(store: EventStore, engine: Engine) -> Non
         conn.execute(LIVE.queue_stats.delete())
     assert read_snapshot(engine) != fold_of(store).snapshot()
     assert rebuild(store, batch_size=6) == store.head().position
+    assert read_snapshot(engine) == fold_of(store).snapshot()
+
+
+def test_follow_survives_the_database_going_away(
+    store: EventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop = threading.Event()
+    projector = Projector(store, batch_size=4)
+    real = Projector.catch_up
+    outages: list[DatabaseUnavailable] = []
+    started = threading.Event()
+    calls = 0
+
+    def flaky(self: Projector, **kwargs: object) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first poll after start-up finds the database gone
+            raise DatabaseUnavailable("the database cannot be reached")
+        position = real(self, **kwargs)  # type: ignore[arg-type]
+        started.set()
+        return position
+
+    monkeypatch.setattr(Projector, "catch_up", flaky)
+    follower = threading.Thread(
+        target=projector.follow,
+        args=(stop,),
+        kwargs={"poll_seconds": 0.05, "on_unavailable": outages.append},
+    )
+    follower.start()
+    try:
+        assert started.wait(30)  # appended after the first catch-up: the second one must fail
+        append_plan(store, seeded_plan(9, 10))
+        head = store.head().position
+        deadline = time.monotonic() + 30
+        while queries.checkpoint(engine) < head and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        follower.join()
+    assert len(outages) == 1
     assert read_snapshot(engine) == fold_of(store).snapshot()
