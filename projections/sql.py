@@ -130,6 +130,7 @@ def upsert(
     conn.exec_driver_sql(statement, rows)
 
 
+# SQL text compiled once per dialect and table (no connections are held here)
 @functools.lru_cache(maxsize=64)
 def _prepared_upsert(
     dialect: Dialect, table: sa.Table, increment: tuple[str, ...]
