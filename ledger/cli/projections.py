@@ -129,7 +129,9 @@ def stats(
             catch_up(store)
             result = queries.stats(store.engine, datetime.now(UTC))
         else:
-            replay(store, until_time=moment)
+            head = store.head().position
+            with progress_bar("replaying", head, show=head >= PROGRESS_THRESHOLD) as bar:
+                replay(store, until_time=moment, on_batch=bar)
             result = queries.stats(store.engine, moment, SCRATCH)
     if as_json:
         print_json(result.as_api())
