@@ -148,3 +148,7 @@ class InvalidStatement(LedgerError):
     def __init__(self, message: str | None = None, *, line: int | None = None) -> None:
         super().__init__(f"statement line {line}: {message}" if line is not None else message)
         self.line = line
+
+
+class ProjectionBusy(LedgerError):
+    """Another rebuild or replay is writing the scratch projections; retry when it is done."""

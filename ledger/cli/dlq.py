@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-from ledger.cli.app import app
+import typer
+from rich.table import Table
+
+from ledger.cli.app import app, console, print_json
+from ledger.cli.projections import catch_up, open_store
+from ledger.events import format_time
+from ledger.money import format_amount
+from projections import queries
 
 dlq_app = typer.Typer(
     help="The dead-letter queue: list dead-lettered jobs, requeue them.", no_args_is_help=True
 )
 app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def list_dead_lettered(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the object of GET /api/queue/failed.")
+    ] = False,
+    start: Annotated[int, typer.Option(min=0, help="First index (0 = newest).")] = 0,
+    end: Annotated[
+        int, typer.Option(min=-1, help="Last index, inclusive (-1 = to the oldest).")
+    ] = 49,
+) -> None:
+    """Dead-lettered jobs, newest first, with why they failed."""
+    with open_store() as store:
+        catch_up(store)
+        page = queries.dlq_page(store.engine, start, end)
+    if as_json:
+        print_json(page.as_api())
+        return
+    table = Table(title=f"dead-lettered jobs {start}..{end} of {page.count} (newest first)")
+    for column in ("job", "dead-lettered", "amount", "user", "attempts", "failed reason"):
+        table.add_column(column)
+    for entry in page.jobs:
+        table.add_row(
+            entry.job_id,
+            format_time(entry.dead_lettered_at),
+            format_amount(int(entry.request["amount"]), str(entry.request["currency"])),
+            str(entry.request["user_id"]),
+            str(entry.attempts),
+            entry.failed_reason or "",
+        )
+    console.print(table)

@@ -1,0 +1,292 @@
+"""Reading the projections: what the CLI and the HTTP API answer.
+
+Every function takes an engine (and optionally ``tables=SCRATCH`` to read an
+as-of replay) and returns plain dataclasses; ``as_api()`` gives the JSON object
+of the matching HTTP endpoint. Callers format, these functions only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ledger.errors import InvalidRequest, JobNotFound
+from ledger.events import StoredEvent, format_time, to_utc
+from ledger.lifecycle import JobStatus, fold
+from ledger.store import EventStore
+from projections.fold import JobRecord, record_from_row
+from projections.schema import LIVE, ProjectionTables
+from projections.sql import read_checkpoint, reading
+from projections.stats import QueueStats, stats_from_rows
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: what ``totals`` can group by (currency is always a group)
+GROUPS = ("day", "user_id", "place_id", "mission_id")
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970 (the original API's ``createdAt``), without floats."""
+    return (to_utc(moment) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def checkpoint(engine: Engine, tables: ProjectionTables = LIVE) -> int:
+    """The last log position folded into ``tables``."""
+    with reading(engine) as conn:
+        return read_checkpoint(conn, tables)
+
+
+# -- stats -------------------------------------------------------------------------
+
+
+def stats(engine: Engine, now: datetime, tables: ProjectionTables = LIVE) -> QueueStats:
+    """Queue stats as of ``now`` ("delayed" = waiting and due after ``now``)."""
+    jobs = tables.job_state
+    delayed_query = (
+        sa.select(jobs.c.currency, sa.func.count(), sa.func.sum(jobs.c.amount))
+        .where(jobs.c.status == JobStatus.WAITING.value, jobs.c.due_at > to_utc(now))
+        .group_by(jobs.c.currency)
+    )
+    table = tables.queue_stats
+    with reading(engine) as conn:
+        position = read_checkpoint(conn, tables)
+        rows = conn.execute(
+            sa.select(table.c.currency, table.c.bucket, table.c.jobs, table.c.amount)
+        )
+        delayed = conn.execute(delayed_query)
+        return stats_from_rows(
+            [tuple(row) for row in rows], [tuple(row) for row in delayed], now, position
+        )
+
+
+# -- dead-letter queue -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DlqEntry:
+    """One dead-lettered job."""
+
+    job_id: str
+    request: dict[str, Any]
+    failed_reason: str | None
+    dead_letter_reason: str | None
+    attempts: int
+    created_at: datetime
+    dead_lettered_at: datetime
+
+    def as_api(self) -> dict[str, Any]:
+        request = self.request
+        return {
+            "id": self.job_id,
+            "data": {
+                "userId": request["user_id"],
+                "placeId": request["place_id"],
+                "missionId": request["mission_id"],
+                "amount": request["amount"],
+                "currency": request["currency"],
+                "idempotencyKey": request["idempotency_key"],
+                "metadata": request.get("metadata", {}),
+            },
+            "failedReason": self.failed_reason,
+            "attempts": self.attempts,
+            "createdAt": epoch_ms(self.created_at),
+            "deadLetteredAt": epoch_ms(self.dead_lettered_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DlqPage:
+    """Dead-lettered jobs ``start``..``end`` (inclusive, newest first) of ``count``."""
+
+    jobs: list[DlqEntry]
+    count: int
+    start: int
+    end: int
+
+    def as_api(self) -> dict[str, Any]:
+        """The object ``GET /api/queue/failed`` returns (``ledger dlq list --json``)."""
+        return {
+            "jobs": [entry.as_api() for entry in self.jobs],
+            "count": self.count,
+            "range": {"start": self.start, "end": self.end},
+        }
+
+
+def dlq_page(
+    engine: Engine, start: int = 0, end: int = 49, tables: ProjectionTables = LIVE
+) -> DlqPage:
+    """Dead-lettered jobs, newest first; ``start``/``end`` are inclusive indexes like LRANGE.
+
+    ``end = -1`` means "to the last one".
+    """
+    if start < 0 or end < -1 or (end != -1 and end < start):
+        raise InvalidRequest(
+            f"invalid range {start}..{end}: need 0 <= start <= end (or end = -1)", field="range"
+        )
+    dlq, jobs = tables.dlq, tables.job_state
+    query = (
+        sa.select(dlq, jobs.c.request)
+        .join(jobs, jobs.c.job_id == dlq.c.job_id)
+        .order_by(dlq.c.dead_lettered_at.desc(), dlq.c.position.desc())
+        .offset(start)
+    )
+    if end != -1:
+        query = query.limit(end - start + 1)
+    with reading(engine) as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(dlq)).scalar_one()
+        entries = [
+            DlqEntry(
+                job_id=row.job_id,
+                request=orjson.loads(row.request),
+                failed_reason=row.failed_reason,
+                dead_letter_reason=row.dead_letter_reason,
+                attempts=row.attempts,
+                created_at=to_utc(row.created_at),
+                dead_lettered_at=to_utc(row.dead_lettered_at),
+            )
+            for row in conn.execute(query)
+        ]
+    return DlqPage(entries, int(count), start, end)
+
+
+# -- jobs and keys -----------------------------------------------------------------
+
+
+def job(engine: Engine, job_id: str, tables: ProjectionTables = LIVE) -> JobRecord | None:
+    """A job's projected state, or ``None``."""
+    table = tables.job_state
+    with reading(engine) as conn:
+        row = conn.execute(sa.select(table).where(table.c.job_id == job_id)).first()
+    return None if row is None else record_from_row(row._mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyEntry:
+    """What an API answers on a repeated idempotency key."""
+
+    key: str
+    job_id: str
+    fingerprint: str
+    first_seen_at: datetime
+    state: str
+
+
+def idempotency(
+    engine: Engine, key: str, tables: ProjectionTables = LIVE
+) -> IdempotencyEntry | None:
+    """The job an idempotency key maps to, with the job's current state; ``None`` if unseen."""
+    keys, jobs = tables.idempotency, tables.job_state
+    query = (
+        sa.select(keys, jobs.c.status)
+        .join(jobs, jobs.c.job_id == keys.c.job_id)
+        .where(keys.c.idempotency_key == key)
+    )
+    with reading(engine) as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return IdempotencyEntry(
+        row.idempotency_key, row.job_id, row.fingerprint, to_utc(row.first_seen_at), row.status
+    )
+
+
+# -- settled totals ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TotalRow:
+    """Completed settlements of one group: ``group`` maps each grouped-by field to its value."""
+
+    currency: str
+    group: dict[str, Any]
+    jobs: int
+    amount: int
+
+
+def totals(
+    engine: Engine,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    group_by: Sequence[str] = ("day",),
+    currency: str | None = None,
+    tables: ProjectionTables = LIVE,
+) -> list[TotalRow]:
+    """Completed amounts per currency and per ``group_by`` (any of ``GROUPS``).
+
+    ``start``/``end`` are UTC days, both inclusive. Rows are ordered by currency
+    then by the groups.
+    """
+    unknown = [name for name in group_by if name not in GROUPS]
+    if unknown:
+        raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
+    table = tables.settled_totals
+    columns = [table.c.currency, *(table.c[name] for name in group_by)]
+    query = sa.select(*columns, sa.func.sum(table.c.jobs), sa.func.sum(table.c.amount))
+    if start is not None:
+        query = query.where(table.c.day >= start)
+    if end is not None:
+        query = query.where(table.c.day <= end)
+    if currency is not None:
+        query = query.where(table.c.currency == currency)
+    query = query.group_by(*columns).order_by(*columns)
+    with reading(engine) as conn:
+        return [
+            TotalRow(
+                currency=row[0],
+                group=dict(zip(group_by, row[1:-2], strict=True)),
+                jobs=int(row[-2]),
+                amount=int(row[-1]),
+            )
+            for row in conn.execute(query)
+        ]
+
+
+# -- history (from the log itself) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobHistory:
+    """Every event of one job, read from the log (the truth), and the state they fold to."""
+
+    job_id: str
+    state: str
+    events: list[StoredEvent]
+
+    def as_api(self) -> dict[str, Any]:
+        """The object ``GET /api/jobs/{id}/history`` returns (``ledger history --json``)."""
+        return {
+            "jobId": self.job_id,
+            "state": self.state,
+            "events": [
+                {
+                    "position": event.position,
+                    "version": event.version,
+                    "type": event.type.value,
+                    "data": event.data,
+                    "occurredAt": format_time(event.occurred_at),
+                    "actor": event.actor,
+                }
+                for event in self.events
+            ],
+        }
+
+
+def history(store: EventStore, job_id: str, now: datetime | None = None) -> JobHistory:
+    """A job's full history; ``JobNotFound`` if the log has no such job.
+
+    ``state`` is the job's status, or ``delayed`` for a waiting job due after ``now``.
+    """
+    events = store.read_stream(job_id)
+    folded = fold(events)
+    if folded is None:
+        raise JobNotFound(job_id)
+    moment = now if now is not None else datetime.now(UTC)
+    state = "delayed" if folded.is_delayed(moment) else folded.status.value
+    return JobHistory(job_id, state, events)

@@ -1,0 +1,203 @@
+"""The projection runner: checkpointed catch-up, follow, full rebuild with swap, as-of replay.
+
+One batch = one transaction: lock the set's checkpoint, check it is where this
+runner left it, load the jobs the batch touches, fold, write, move the
+checkpoint, commit. A crash anywhere in between rolls the whole batch back.
+
+Events come from ``EventStore.read_all`` in pages (flat memory). Appends are
+serialised and positions follow commit order (see ``ledger/store.py``), so
+reading ``position > checkpoint`` never skips an event that committed late.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from ledger.errors import DatabaseUnavailable, ProjectionBusy
+from ledger.events import StoredEvent
+from ledger.store import EventStore, translate_errors
+from projections import sql
+from projections.fold import fold_batch, jobs_to_load
+from projections.memory import MemoryProjection, batched
+from projections.schema import LIVE, SCRATCH, ProjectionTables
+
+#: called after each committed batch with (events in the batch, position reached)
+OnBatch = Callable[[int, int], None]
+
+DEFAULT_BATCH_SIZE = 5000
+#: restarts of a live catch-up after another runner moved the checkpoint
+MAX_RESTARTS = 100
+
+
+class CheckpointMoved(Exception):
+    """Another runner applied events to this table set since we read its checkpoint."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"checkpoint moved to {position}")
+        self.position = position
+
+
+@dataclass
+class Projector:
+    """Keeps one table set (``LIVE`` or ``SCRATCH``) folded up to a log position."""
+
+    store: EventStore
+    tables: ProjectionTables = LIVE
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    @property
+    def engine(self) -> Engine:
+        return self.store.engine
+
+    def checkpoint(self) -> int:
+        """The last position applied to this table set."""
+        with sql.reading(self.engine) as conn:
+            return sql.read_checkpoint(conn, self.tables)
+
+    def backlog(self) -> int:
+        """Events in the log after the checkpoint."""
+        return max(0, self.store.head().position - self.checkpoint())
+
+    def catch_up(
+        self,
+        *,
+        until_position: int | None = None,
+        until_time: datetime | None = None,
+        on_batch: OnBatch | None = None,
+    ) -> int:
+        """Apply every event after the checkpoint (up to the bounds); return the position.
+
+        The live set tolerates other runners (it resumes from wherever they got
+        to); on the scratch set another writer means a concurrent rebuild or
+        replay, and ``ProjectionBusy`` is raised.
+        """
+        for _ in range(MAX_RESTARTS):
+            start = self.checkpoint()
+            try:
+                return self._run(start, until_position, until_time, on_batch)
+            except CheckpointMoved:
+                if self.tables is not LIVE:
+                    raise ProjectionBusy() from None
+        raise ProjectionBusy(
+            f"the {self.tables.name} projections kept moving under this runner; "
+            "stop the other runners and retry"
+        )
+
+    def _run(
+        self,
+        position: int,
+        until_position: int | None,
+        until_time: datetime | None,
+        on_batch: OnBatch | None,
+    ) -> int:
+        events = self.store.read_all(
+            position,
+            until_position=until_position,
+            until_time=until_time,
+            page_size=self.batch_size,
+        )
+        for batch in batched(events, self.batch_size):
+            position = self.apply(batch, expected=position)
+            if on_batch is not None:
+                on_batch(len(batch), position)
+        return position
+
+    def apply(self, batch: list[StoredEvent], *, expected: int) -> int:
+        """Fold one batch in one transaction; ``CheckpointMoved`` if we are not at ``expected``."""
+        with translate_errors(), self.engine.begin() as conn:
+            current = sql.lock_checkpoint(conn, self.tables)
+            if current != expected:
+                raise CheckpointMoved(current)
+            before = sql.load_jobs(conn, self.tables, jobs_to_load(batch))
+            changes = fold_batch(before, batch)
+            sql.write_changes(conn, self.tables, changes)
+            sql.set_checkpoint(conn, self.tables, changes.last_position)
+        return changes.last_position
+
+    def reset(self) -> None:
+        """Empty the table set (checkpoint 0)."""
+        with translate_errors(), self.engine.begin() as conn:
+            sql.clear(conn, self.tables)
+
+    def follow(
+        self,
+        stop: threading.Event,
+        *,
+        poll_seconds: float = 1.0,
+        on_batch: OnBatch | None = None,
+        on_unavailable: Callable[[DatabaseUnavailable], None] | None = None,
+    ) -> int:
+        """Catch up, then keep following the log until ``stop`` is set.
+
+        A database that goes away (a restart, a fail-over) does not end the
+        follower: it reports through ``on_unavailable`` and tries again at the
+        next poll. A batch cut short by it was rolled back, so nothing is lost.
+        """
+        position = self.catch_up(on_batch=on_batch)
+        while not stop.wait(poll_seconds):
+            try:
+                position = self.catch_up(on_batch=on_batch)
+            except DatabaseUnavailable as exc:
+                if on_unavailable is not None:
+                    on_unavailable(exc)
+        return position
+
+
+def replay(
+    store: EventStore,
+    *,
+    until_position: int | None = None,
+    until_time: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: OnBatch | None = None,
+) -> int:
+    """As-of replay into the scratch tables: empty them, fold from event 0 up to the bounds.
+
+    Returns the last position applied. Query the result with ``tables=SCRATCH``.
+    """
+    scratch = Projector(store, SCRATCH, batch_size)
+    scratch.reset()
+    return scratch.catch_up(until_position=until_position, until_time=until_time, on_batch=on_batch)
+
+
+def swap(engine: Engine) -> int:
+    """Make the scratch set live: copy its rows and checkpoint over the live set, atomically."""
+    with translate_errors(), engine.begin() as conn:
+        return sql.copy_over(conn, SCRATCH, LIVE)
+
+
+def rebuild(
+    store: EventStore,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: OnBatch | None = None,
+) -> int:
+    """Full rebuild: replay from event 0 into scratch, swap it in, then catch up the live set.
+
+    Appends keep going throughout; readers see the old live rows until the swap
+    commits and the rebuilt ones after. Returns the live position reached.
+    """
+    replay(store, batch_size=batch_size, on_batch=on_batch)
+    # appends that landed during the long replay: fold them into scratch before the swap
+    Projector(store, SCRATCH, batch_size).catch_up(on_batch=on_batch)
+    swap(store.engine)
+    return Projector(store, LIVE, batch_size).catch_up(on_batch=on_batch)
+
+
+def replay_in_memory(
+    store: EventStore,
+    *,
+    until_position: int | None = None,
+    until_time: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> MemoryProjection:
+    """As-of replay into memory (memory grows with the number of jobs: small logs only)."""
+    events = store.read_all(
+        until_position=until_position, until_time=until_time, page_size=batch_size
+    )
+    return MemoryProjection().replay(events, batch_size)

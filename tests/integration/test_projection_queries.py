@@ -1,0 +1,226 @@
+"""Reading the projections (what the CLI and HTTP API answer), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ledger import migrate
+from ledger.db import create_engine
+from ledger.errors import InvalidRequest, JobNotFound, SchemaNotReady
+from ledger.events import EventType, NewEvent
+from ledger.store import EventStore
+from projections import queries, reconcile
+from projections.runner import Projector
+from projections.schema import LIVE, SCRATCH
+from tests.backends import postgres_schema
+from tests.factories import request
+from tests.projection_logs import append_plan, seeded_plan
+
+E = EventType
+
+
+def enqueue(store: EventStore, key: str, **fields: object) -> str:
+    return store.enqueue(request(idempotency_key=key, **fields), max_attempts=2).job_id
+
+
+def attempt(store: EventStore, job_id: str, version: int, n: int = 1) -> None:
+    store.append(job_id, version, [NewEvent(E.ATTEMPTED, {"attempt": n}, f"worker-{n}")])
+
+
+def dead_letter(store: EventStore, job_id: str, reason: str) -> None:
+    attempt(store, job_id, 1)
+    store.append(
+        job_id,
+        2,
+        [
+            NewEvent(E.FAILED, {"attempt": 1, "reason": reason, "retryable": False}, "worker-1"),
+            NewEvent(E.DEAD_LETTERED, {"attempt": 1, "reason": "not retryable"}, "worker-1"),
+        ],
+    )
+
+
+def complete(store: EventStore, job_id: str) -> None:
+    attempt(store, job_id, 1)
+    store.append(job_id, 2, [NewEvent(E.COMPLETED, {"attempt": 1}, "worker-1")])
+
+
+def test_stats_counts_amounts_and_delayed_at_query_time(store: EventStore, engine: Engine) -> None:
+    enqueue(store, "a", amount=100, currency="USD")
+    later = store.enqueue(
+        request(idempotency_key="b", amount=5_000), max_attempts=1, delay=timedelta(hours=1)
+    )
+    complete(store, enqueue(store, "c", amount=7_000))
+    dead_letter(store, enqueue(store, "d", amount=300), "card declined")
+    attempt(store, enqueue(store, "e", amount=1), 1)
+    Projector(store).catch_up()
+    assert later.event is not None
+    now = later.event.occurred_at
+    stats = queries.stats(engine, now).as_api()["stats"]
+    assert {k: stats[k] for k in ("waiting", "delayed", "processing", "dlq", "completed")} == {
+        "waiting": 1,
+        "delayed": 1,
+        "processing": 1,
+        "dlq": 1,
+        "completed": 1,
+    }
+    assert stats["total"] == 5
+    assert stats["amounts"]["USD"]["waiting"] == 100
+    assert stats["amounts"]["KRW"] == {
+        "waiting": 0,
+        "delayed": 5_000,
+        "processing": 1,
+        "failed": 0,
+        "dlq": 300,
+        "completed": 7_000,
+        "enqueued": 12_301,
+    }
+    after = queries.stats(engine, now + timedelta(hours=2)).as_api()["stats"]
+    assert (after["waiting"], after["delayed"]) == (2, 0)
+    assert all(b.balanced for b in reconcile.conservation(engine, now))
+
+
+def test_dlq_pages_newest_first(store: EventStore, engine: Engine) -> None:
+    jobs = [enqueue(store, f"k{n}", user_id=f"u{n}") for n in range(5)]
+    for n, job_id in enumerate(jobs):
+        dead_letter(store, job_id, f"reason {n}")
+    Projector(store).catch_up()
+    page = queries.dlq_page(engine, 1, 2)
+    api = page.as_api()
+    assert api["count"] == 5 and api["range"] == {"start": 1, "end": 2}
+    assert [job["id"] for job in api["jobs"]] == [jobs[3], jobs[2]]
+    first = api["jobs"][0]
+    assert first["failedReason"] == "reason 3"
+    assert first["attempts"] == 1
+    assert first["data"]["userId"] == "u3" and first["data"]["amount"] == 10_000
+    assert first["data"]["currency"] == "KRW" and first["data"]["idempotencyKey"] == "k3"
+    assert first["data"]["metadata"] == {"qr_token": "qr-abc", "receipt_id": "r-1"}
+    assert isinstance(first["createdAt"], int) and first["createdAt"] <= first["deadLetteredAt"]
+    assert len(queries.dlq_page(engine, 0, -1).jobs) == 5
+    assert queries.dlq_page(engine, 10, 20).jobs == []
+    # requeued from the DLQ: it leaves the view
+    store.append(jobs[4], 4, [NewEvent(E.REQUEUED, {"due_at": None, "source": "dlq"}, "op")])
+    Projector(store).catch_up()
+    assert [e.job_id for e in queries.dlq_page(engine).jobs] == jobs[3::-1]
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, 3), (3, 2), (0, -2)])
+def test_a_bad_dlq_range_is_refused(engine: Engine, start: int, end: int) -> None:
+    with pytest.raises(InvalidRequest):
+        queries.dlq_page(engine, start, end)
+
+
+def test_job_and_idempotency_lookups(store: EventStore, engine: Engine) -> None:
+    job_id = enqueue(store, "key-x")
+    attempt(store, job_id, 1)
+    Projector(store).catch_up()
+    record = queries.job(engine, job_id)
+    assert record is not None
+    assert record.job.status.value == "processing" and record.job.worker == "worker-1"
+    assert record.position == 2
+    entry = queries.idempotency(engine, "key-x")
+    assert entry is not None
+    assert (entry.job_id, entry.state) == (job_id, "processing")
+    assert entry.fingerprint == request(idempotency_key="key-x").fingerprint()
+    assert queries.job(engine, "nope") is None
+    assert queries.idempotency(engine, "nope") is None
+
+
+def test_settled_totals_group_by_day_user_place_mission(store: EventStore, engine: Engine) -> None:
+    for n, (user, currency) in enumerate(
+        [("u1", "KRW"), ("u1", "KRW"), ("u2", "KRW"), ("u1", "USD")]
+    ):
+        complete(store, enqueue(store, f"k{n}", user_id=user, currency=currency, amount=100 + n))
+    enqueue(store, "not-completed", user_id="u1")
+    Projector(store).catch_up()
+    by_user = queries.totals(engine, group_by=["user_id"])
+    assert [(r.currency, r.group, r.jobs, r.amount) for r in by_user] == [
+        ("KRW", {"user_id": "u1"}, 2, 201),
+        ("KRW", {"user_id": "u2"}, 1, 102),
+        ("USD", {"user_id": "u1"}, 1, 103),
+    ]
+    today = datetime.now(UTC).date()
+    (krw,) = queries.totals(engine, start=today, end=today, group_by=["day"], currency="KRW")
+    assert (krw.group, krw.amount) == ({"day": today}, 303)
+    assert queries.totals(engine, start=today + timedelta(days=1)) == []
+    with pytest.raises(InvalidRequest):
+        queries.totals(engine, group_by=["amount"])
+
+
+def test_history_reads_the_log(store: EventStore) -> None:
+    job_id = enqueue(store, "h")
+    dead_letter(store, job_id, "boom")
+    found = queries.history(store, job_id).as_api()
+    assert found["jobId"] == job_id and found["state"] == "dead"
+    assert [e["type"] for e in found["events"]] == [
+        "enqueued",
+        "attempted",
+        "failed",
+        "dead_lettered",
+    ]
+    assert found["events"][2]["data"]["reason"] == "boom"
+    assert set(found["events"][0]) == {"position", "version", "type", "data", "occurredAt", "actor"}
+    with pytest.raises(JobNotFound):
+        queries.history(store, "no-such-job")
+
+
+def test_check_finds_tampered_live_rows(store: EventStore, engine: Engine) -> None:
+    append_plan(store, seeded_plan(4, 20))
+    Projector(store).catch_up()
+    assert reconcile.check(store).ok
+    with engine.begin() as conn:
+        victim = conn.execute(sa.select(LIVE.job_state.c.job_id).limit(1)).scalar_one()
+        conn.execute(
+            sa.update(LIVE.job_state).where(LIVE.job_state.c.job_id == victim).values(amount=1)
+        )
+        conn.execute(
+            sa.update(LIVE.queue_stats)
+            .where(LIVE.queue_stats.c.bucket == "enqueued")
+            .values(amount=LIVE.queue_stats.c.amount + 5)
+        )
+    report = reconcile.check(store)
+    assert not report.ok
+    assert report.difference_count >= 3  # the job row twice (one per side), a stats row per side
+    assert any(
+        d.table == "job_state" and d.side == "live" and d.row["amount"] == 1
+        for d in report.differences
+    )
+    assert any("not conserved" in line and line.startswith("live") for line in report.problems())
+    assert all(b.balanced for b in report.replayed)
+    assert queries.checkpoint(engine, SCRATCH) == report.position
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with postgres_schema() as url:
+        migrate.upgrade(url, "0001_events")  # the log, but no projection tables yet
+        yield url
+
+
+def test_an_unmigrated_database_says_run_init(unmigrated_url: str) -> None:
+    engine = create_engine(unmigrated_url)
+    try:
+        with pytest.raises(SchemaNotReady):
+            queries.stats(engine, datetime.now(UTC))
+        with pytest.raises(SchemaNotReady):
+            Projector(EventStore(engine)).catch_up()
+    finally:
+        engine.dispose()
+
+
+def test_history_shows_a_waiting_job_due_later_as_delayed(store: EventStore) -> None:
+    result = store.enqueue(
+        request(idempotency_key="later"), max_attempts=1, delay=timedelta(hours=1)
+    )
+    assert result.event is not None
+    at = result.event.occurred_at
+    assert queries.history(store, result.job_id, at).state == "delayed"
+    assert queries.history(store, result.job_id, at + timedelta(hours=2)).state == "waiting"
