@@ -126,3 +126,9 @@ class UnsafeRedis(LedgerError):
 
 class PermanentFailure(Exception):
     """Raise from a handler to dead-letter the job at once (no retry)."""
+
+
+class HandlerNotFound(LedgerError):
+    """The worker's handler cannot be loaded; pass --handler as `package.module:callable`."""
+
+    exit_code = 2

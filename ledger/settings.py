@@ -32,3 +32,16 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    payload_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="TTL of a job's payload cache entry in Redis."
+    )
+    sweep_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker reaps expired leases and relays the log into Redis.",
+    )
+    relay_grace_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a log change may stay unseen in Redis before the sweep pushes it.",
+    )
