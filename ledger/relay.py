@@ -93,7 +93,10 @@ class Relay:
     def sweep(self) -> RelayReport:
         """Catch up with the log and push changed jobs unseen for ``grace_seconds``.
 
-        If Redis looks flushed, recover instead.
+        If Redis looks flushed, recover instead. Only waiting jobs are pushed: a
+        job in flight was put there by the claim script before its ``attempted``
+        commit, so outside a flush Redis never lacks it; restoring it from a
+        fold that is a moment old could resurrect a lease its worker just ended.
         """
         if self.queue.looks_flushed():
             return self.recover(refold=False)
@@ -104,10 +107,12 @@ class Relay:
         ripe = [job_id for job_id, seen in self.pending.items() if seen <= cutoff]
         for job_id in ripe:
             del self.pending[job_id]
-        pushed, restored = self._push(self.live[job_id] for job_id in ripe if job_id in self.live)
+        jobs = (self.live[job_id] for job_id in ripe if job_id in self.live)
+        pushed, restored = self._push(jobs, restore_leases=False)
         return RelayReport(self.position, len(self.live), pushed, restored)
 
-    def _push(self, jobs: Iterable[Job]) -> tuple[int, int]:
+    def _push(self, jobs: Iterable[Job], *, restore_leases: bool = True) -> tuple[int, int]:
+        """Push waiting jobs; restore in-flight ones only when asked (see ``sweep``)."""
         waiting: list[tuple[str, int]] = []
         inflight: list[tuple[str, int]] = []
         cached: list[Job] = []
@@ -115,7 +120,7 @@ class Relay:
             place, score = placement(job)
             if place is Place.WAITING:
                 waiting.append((job.job_id, score))
-            elif place is Place.INFLIGHT:
+            elif place is Place.INFLIGHT and restore_leases:
                 inflight.append((job.job_id, score))
             else:
                 continue
