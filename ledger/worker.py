@@ -259,7 +259,15 @@ class Worker:
 
     def _maintain(self) -> None:
         self.ledger.reap()
-        self.ledger.sweep()
+        report = self.ledger.sweep()
+        if report.recovered:
+            log.warning(
+                "Redis had lost the queue (flush, restart or failover): recovered %d live jobs "
+                "from the log (%d pushed, %d leases restored)",
+                report.live,
+                report.pushed,
+                report.restored,
+            )
 
     def _drained(self) -> bool:
         with self._slots:
