@@ -8,9 +8,10 @@ Threads, one job each:
 * the **handler pool** (``concurrency`` threads) runs the handler;
 * the **flusher** records finished attempts in batches (one SQL transaction per
   batch) and frees their slots;
-* the **main thread** maintains: renews the leases of held jobs, reaps expired
-  leases, runs the relay's sweep (which recovers if Redis was flushed), and in
-  ``burst`` mode stops once the queue is empty.
+* the **main thread** maintains: renews the leases of held jobs (every third of
+  a lease), reaps expired leases and runs the relay's sweep (which recovers if
+  Redis was flushed) every ``sweep_seconds``, drops stale payload cache entries
+  now and then, and in ``burst`` mode stops once the queue is empty.
 
 A worker holds at most ``2 * concurrency`` jobs, so the next claim overlaps the
 running handlers. ``stop()`` (SIGTERM/SIGINT) stops claiming, lets running
@@ -56,6 +57,8 @@ class WorkerOptions:
     idle_seconds: float = 1.0
     #: most outcomes recorded in one SQL transaction
     batch: int = 500
+    #: how often stale payload cache entries are dropped from Redis
+    cleanup_seconds: float = 600.0
 
 
 @dataclass
@@ -233,12 +236,24 @@ class Worker:
 
     def _maintain_loop(self) -> None:
         lease = self.options.lease.total_seconds()
-        next_renew = time.monotonic() + lease / 3
-        while not self._stop.wait(self.options.sweep_seconds):
-            if time.monotonic() >= next_renew:
+        tick = min(self.options.sweep_seconds, lease / 3)
+        now = time.monotonic()
+        due = {
+            "renew": now + lease / 3,
+            "sweep": now,
+            "cleanup": now + self.options.cleanup_seconds,
+        }
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            if now >= due["renew"]:
                 self._guard(self._renew)
-                next_renew = time.monotonic() + lease / 3
-            self._guard(self._maintain)
+                due["renew"] = now + lease / 3
+            if now >= due["sweep"]:
+                self._guard(self._maintain)
+                due["sweep"] = now + self.options.sweep_seconds
+            if now >= due["cleanup"]:
+                self._guard(self.ledger.cleanup)
+                due["cleanup"] = now + self.options.cleanup_seconds
             if self.options.burst and self._drained():
                 log.info("burst: the queue is empty, stopping")
                 self._stop.set()
