@@ -13,9 +13,10 @@ Threads, one job each:
   Redis was flushed) every ``sweep_seconds``, drops stale payload cache entries
   now and then, and in ``burst`` mode stops once the queue is empty.
 
-A worker holds at most ``2 * concurrency`` jobs, so the next claim overlaps the
-running handlers. ``stop()`` (SIGTERM/SIGINT) stops claiming, lets running
-handlers finish, records their outcomes, and returns.
+A worker holds at most ``concurrency + prefetch`` jobs (prefetch defaults to
+``concurrency``), so the next claim overlaps the running handlers. ``stop()``
+(SIGTERM/SIGINT) stops claiming, lets running handlers finish, records their
+outcomes, and returns.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class WorkerOptions:
     """How a worker runs (the CLI fills these from its flags and the settings)."""
 
     concurrency: int = 1
+    #: jobs claimed ahead of free handler threads (default: ``concurrency``); bigger
+    #: batches mean fewer SQL transactions per job, but prefetched jobs wait leased
+    prefetch: int | None = None
     burst: bool = False
     lease: timedelta = timedelta(seconds=30)
     sweep_seconds: float = 1.0
@@ -59,6 +63,10 @@ class WorkerOptions:
     batch: int = 500
     #: how often stale payload cache entries are dropped from Redis
     cleanup_seconds: float = 600.0
+
+    @property
+    def prefetch_count(self) -> int:
+        return self.concurrency if self.prefetch is None else self.prefetch
 
 
 @dataclass
@@ -107,7 +115,8 @@ class Worker:
 
     @property
     def capacity(self) -> int:
-        return 2 * self.options.concurrency
+        """Jobs held at once: one per handler thread plus the prefetched ones."""
+        return self.options.concurrency + self.options.prefetch_count
 
     def stop(self) -> None:
         """Stop claiming; running handlers finish and their outcomes are recorded."""

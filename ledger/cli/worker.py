@@ -21,6 +21,10 @@ from ledger.worker import Worker, WorkerOptions
 def worker(
     handler: Annotated[str, typer.Option(help="The job handler, as package.module:callable.")],
     concurrency: Annotated[int, typer.Option(min=1, max=1024, help="Handler threads.")] = 1,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(min=0, max=10_000, help="Jobs claimed ahead of free threads [concurrency]."),
+    ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
     lease: Annotated[
         float | None,
@@ -36,6 +40,7 @@ def worker(
     ledger = build_ledger(settings)
     options = WorkerOptions(
         concurrency=concurrency,
+        prefetch=prefetch,
         burst=burst,
         lease=timedelta(seconds=lease or settings.lease_seconds),
         sweep_seconds=settings.sweep_seconds,

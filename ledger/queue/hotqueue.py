@@ -149,34 +149,40 @@ class HotQueue:
 
     def push(self, items: Sequence[tuple[str, int]], snapshots: Sequence[Job] = ()) -> int:
         """Push ``(job id, due ms or 0)`` unless held anywhere; cache ``snapshots`` first."""
-        self.cache(snapshots)
-        pushed = 0
-        for chunk in _chunks(items):
-            args: list[Any] = [self.wake_tokens]
-            for job_id, due_ms in chunk:
-                args += [job_id, due_ms]
-            pushed += int(self._run("push", [*self._sets, self.keys.notify], args))
-        return pushed
+        return self._cache_then("push", [*self._sets, self.keys.notify], items, snapshots)
 
     def move(self, items: Sequence[tuple[str, int]], snapshots: Sequence[Job] = ()) -> int:
         """Put ``(job id, due ms or 0)`` in ready or delayed, wherever it was held before."""
-        self.cache(snapshots)
-        woken = 0
-        for chunk in _chunks(items):
-            args: list[Any] = [self.wake_tokens]
-            for job_id, due_ms in chunk:
-                args += [job_id, due_ms]
-            woken += int(self._run("move", [*self._sets, self.keys.notify], args))
-        return woken
+        return self._cache_then("move", [*self._sets, self.keys.notify], items, snapshots)
 
-    def restore(self, items: Sequence[tuple[str, int]], snapshots: Sequence[Job] = ()) -> int:
+    def restore(self, items: Sequence[tuple[str, int]]) -> int:
         """Put ``(job id, lease deadline ms)`` back in flight unless held anywhere."""
-        self.cache(snapshots, only_missing=True)
         restored = 0
         for chunk in _chunks(items):
             args = [value for pair in chunk for value in pair]
             restored += int(self._run("restore", self._sets, args))
         return restored
+
+    def _cache_then(
+        self,
+        script: str,
+        keys: list[str],
+        items: Sequence[tuple[str, int]],
+        snapshots: Sequence[Job],
+    ) -> int:
+        """Cache entries first, then the script, in one round trip (a pipeline, in order)."""
+        if not items and not snapshots:
+            return 0
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=False)
+            self._queue_cache(pipe, snapshots, only_missing=False)
+            for chunk in _chunks(items):
+                args: list[Any] = [self.wake_tokens]
+                for job_id, score in chunk:
+                    args += [job_id, score]
+                self._scripts[script](keys=keys, args=args, client=pipe)
+            results = pipe.execute()
+        return sum(int(n) for n in results[len(snapshots) :])
 
     def finish(self, job_ids: Sequence[str]) -> int:
         """Drop finished jobs from every set, and their payload cache entries."""
@@ -220,14 +226,17 @@ class HotQueue:
             return
         with translate_errors():
             pipe = self.client.pipeline(transaction=False)
-            for job in jobs:
-                pipe.set(
-                    self.keys.payload(job.job_id),
-                    encode_job(job),
-                    ex=self.payload_ttl_seconds,
-                    nx=only_missing,
-                )
+            self._queue_cache(pipe, jobs, only_missing=only_missing)
             pipe.execute()
+
+    def _queue_cache(self, pipe: Any, jobs: Sequence[Job], *, only_missing: bool) -> None:
+        for job in jobs:
+            pipe.set(
+                self.keys.payload(job.job_id),
+                encode_job(job),
+                ex=self.payload_ttl_seconds,
+                nx=only_missing,
+            )
 
     def cached(self, job_ids: Sequence[str]) -> dict[str, Job]:
         """The cached states of these jobs (missing or unreadable entries left out)."""
