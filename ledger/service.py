@@ -18,10 +18,11 @@ import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from ledger.claims import ClaimBatch, ClaimedJob, Outcome, OutcomeResult
 from ledger.db import create_engine
 from ledger.decisions import (
     LEASE_EXPIRED,
@@ -50,67 +51,6 @@ log = logging.getLogger("ledger.service")
 
 #: how long a reaper holds an expired job while it records the failure
 REAP_GRACE_MS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    """A job a worker holds for one attempt: what its handler receives.
-
-    ``state`` is the job as folded right after ``attempted`` was recorded; its
-    version is the one every outcome of this attempt must be appended at.
-    """
-
-    state: Job
-    lease_until: datetime
-    request: SettlementRequest
-
-    @property
-    def id(self) -> str:
-        return self.state.job_id
-
-    @property
-    def attempt(self) -> int:
-        return self.state.attempts
-
-    @property
-    def idempotency_key(self) -> str:
-        return self.request.idempotency_key
-
-    @property
-    def worker_id(self) -> str:
-        return self.state.worker or "worker"
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimBatch:
-    """Jobs claimed in one call, and when the next delayed job falls due (Redis clock)."""
-
-    jobs: list[ClaimedJob]
-    now: datetime
-    next_due: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one attempt ended: ``error`` is ``None`` on success."""
-
-    job: ClaimedJob
-    error: str | None = None
-    retryable: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeResult:
-    """What the log made of an outcome: the job's new state, or the refusal."""
-
-    job_id: str
-    attempt: int
-    state: Job | None = None
-    refused: StaleAttempt | None = None
-
-    @property
-    def recorded(self) -> bool:
-        return self.refused is None
 
 
 @dataclass
@@ -443,3 +383,13 @@ def build_ledger(settings: Settings) -> Ledger:
         queue=build_queue(settings),
         policy=policy,
     )
+
+
+__all__ = [
+    "ClaimBatch",
+    "ClaimedJob",
+    "Ledger",
+    "Outcome",
+    "OutcomeResult",
+    "build_ledger",
+]

@@ -167,8 +167,8 @@ class Worker:
                 return
             try:
                 batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
-            except LedgerError as error:
-                log.warning("claim failed (%s); retrying", error)
+            except Exception as error:  # keep claiming: a dead claimer would hang the worker
+                _report("claim", error)
                 self._stop.wait(1.0)
                 continue
             if batch.jobs:
@@ -221,8 +221,8 @@ class Worker:
             try:
                 results = self.ledger.record(batch)
                 break
-            except LedgerError as error:
-                log.warning("recording %d outcomes failed (%s)", len(batch), error)
+            except Exception as error:  # keep the flusher alive; the batch is retried
+                _report(f"recording {len(batch)} outcomes", error)
         else:
             # the leases expire and the reaper retries these attempts: at least once
             log.error("gave up recording %d outcomes; their leases will expire", len(batch))
@@ -270,8 +270,8 @@ class Worker:
     def _guard(self, step: Callable[[], object]) -> None:
         try:
             step()
-        except LedgerError as error:
-            log.warning("maintenance step failed (%s); will retry", error)
+        except Exception as error:  # maintenance is retried on the next tick
+            _report("maintenance", error)
 
     def _renew(self) -> None:
         with self._slots:
@@ -301,6 +301,14 @@ class Worker:
             return False
         depths = self.ledger.queue.depths()
         return depths.ready + depths.delayed + depths.due + depths.inflight == 0
+
+
+def _report(what: str, error: Exception) -> None:
+    """A ledger error is expected (a backend is down): one line. Anything else: a traceback."""
+    if isinstance(error, LedgerError):
+        log.warning("%s failed (%s); retrying", what, error.message)
+    else:
+        log.exception("%s failed unexpectedly; retrying", what)
 
 
 def _counter(status: JobStatus) -> str:
