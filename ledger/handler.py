@@ -15,8 +15,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ledger.claims import ClaimedJob, Outcome
 from ledger.errors import HandlerNotFound, PermanentFailure
-from ledger.service import ClaimedJob, Outcome
 
 Handler = Callable[[ClaimedJob], Any]
 

@@ -304,10 +304,20 @@ class Ledger:
 
     def _reflect(self, jobs: Sequence[Job]) -> None:
         """After a commit: hold each job in Redis where the log now says it is."""
-        waiting = [job for job in jobs if placement(job)[0] is Place.WAITING]
-        gone = [job.job_id for job in jobs if placement(job)[0] is Place.GONE]
-        inflight = [job for job in jobs if placement(job)[0] is Place.INFLIGHT]
-        self.queue.move([(job.job_id, placement(job)[1]) for job in waiting], waiting)
+        waiting: list[tuple[str, int]] = []
+        waiting_jobs: list[Job] = []
+        gone: list[str] = []
+        inflight: list[Job] = []
+        for job in jobs:
+            place, score = placement(job)
+            if place is Place.WAITING:
+                waiting.append((job.job_id, score))
+                waiting_jobs.append(job)
+            elif place is Place.GONE:
+                gone.append(job.job_id)
+            else:
+                inflight.append(job)  # the claim script already holds it in flight
+        self.queue.move(waiting, waiting_jobs)
         self.queue.finish(gone)
         self.queue.cache(inflight)
 
