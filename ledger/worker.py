@@ -15,8 +15,10 @@ Threads, one job each:
 
 A worker holds at most ``concurrency + prefetch`` jobs (prefetch defaults to
 ``concurrency``), so the next claim overlaps the running handlers. ``stop()``
-(SIGTERM/SIGINT) stops claiming, lets running handlers finish, records their
-outcomes, and returns.
+(SIGTERM/SIGINT) stops claiming, lets the jobs already handed out (running or
+prefetched) finish, records their outcomes, and returns. Jobs are finished
+rather than handed back because the lifecycle can only return a job to waiting
+through ``failed``, which would spend an attempt of its budget.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class Worker:
         return self.options.concurrency + self.options.prefetch_count
 
     def stop(self) -> None:
-        """Stop claiming; running handlers finish and their outcomes are recorded."""
+        """Stop claiming; jobs already held finish and their outcomes are recorded."""
         self._stop.set()
 
     @property
