@@ -7,14 +7,18 @@ import os
 import signal
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ledger.cli.app import app, console, load_settings, print_json
 from ledger.cli.dlq import dlq_app
-from ledger.handler import load_handler
-from ledger.worker import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from ledger.worker import Worker
+
+# the service, Redis clients and the worker are imported inside the commands, so
+# that `ledger --help` and the other verbs do not pay for them at start-up
 
 
 @app.command()
@@ -32,10 +36,13 @@ def worker(
     ] = None,
 ) -> None:
     """Claim and run jobs until SIGTERM/SIGINT (graceful: running jobs finish), exit 0."""
+    from ledger.handler import load_handler
+    from ledger.service import build_ledger
+    from ledger.worker import Worker, WorkerOptions
+
     settings = load_settings()
     function = load_handler(handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from ledger.service import build_ledger
 
     ledger = build_ledger(settings)
     options = WorkerOptions(
