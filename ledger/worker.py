@@ -218,7 +218,8 @@ class Worker:
             self._record(batch)
 
     def _record(self, batch: list[Outcome]) -> None:
-        for delay in (0.0, 0.5, 1.0, 2.0, 4.0):
+        # about half a minute of retries: a database restart should not cost a retry
+        for delay in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0):
             time.sleep(delay)
             try:
                 results = self.ledger.record(batch)
