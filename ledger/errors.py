@@ -152,3 +152,9 @@ class InvalidStatement(LedgerError):
 
 class ProjectionBusy(LedgerError):
     """Another rebuild or replay is writing the scratch projections; retry when it is done."""
+
+
+class HandlerNotFound(LedgerError):
+    """The worker's handler cannot be loaded; pass --handler as `package.module:callable`."""
+
+    exit_code = 2

@@ -1,16 +1,56 @@
-"""The Ledger service: the one place that orders SQL (the truth) before Redis (the hot queue)."""
+"""The Ledger service: the one place that orders SQL (the truth) before Redis (the hot queue).
+
+Every operation appends to the log first and touches Redis only after the
+commit, so a crash in between leaves the log ahead of Redis, never behind; the
+relay (``ledger.relay``) and the repair path below close such gaps from the log.
+
+Exactly-once outcomes rest on the store's version check: a claim records
+``attempted`` at the version it read, and an outcome is appended at the version
+its attempt produced. Whatever else happened to the job in between (the lease
+was reaped, another worker got there first) moved the version on, so the stale
+append is refused (``StaleAttempt``) and nothing is recorded twice. Batches go
+through ``append_many(..., skip_stale=True)``: one SQL transaction per batch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from ledger.claims import ClaimBatch, ClaimedJob, Outcome, OutcomeResult
 from ledger.db import create_engine
+from ledger.decisions import (
+    LEASE_EXPIRED,
+    Place,
+    attempt_event,
+    completion_events,
+    dlq_requeue_event,
+    failure_events,
+    follow_up_events,
+    from_ms,
+    may_attempt,
+    placement,
+)
+from ledger.errors import JobNotFound, NotInDeadLetterQueue, QueueUnavailable, StaleAttempt
+from ledger.events import NewEvent, StoredEvent
+from ledger.lifecycle import Job, JobStatus, apply, fold
+from ledger.queue import HotQueue
+from ledger.queue.connect import build_queue
+from ledger.relay import Relay, RelayReport
 from ledger.request import SettlementRequest
+from ledger.retry import RetryPolicy
 from ledger.settings import Settings
-from ledger.store import EnqueueResult, EventStore
+from ledger.store import EnqueueResult, EventStore, StreamAppend
+
+log = logging.getLogger("ledger.service")
+
+#: how long a reaper holds an expired job while it records the failure
+REAP_GRACE_MS = 10_000
 
 
 @dataclass
@@ -20,6 +60,15 @@ class Ledger:
     settings: Settings
     engine: Engine
     store: EventStore
+    queue: HotQueue
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    rng: random.Random = field(default_factory=random.Random)
+    relay: Relay = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.relay = Relay(self.store, self.queue, grace_seconds=self.settings.relay_grace_seconds)
+
+    # -- enqueue -----------------------------------------------------------------
 
     def enqueue(
         self,
@@ -29,19 +78,328 @@ class Ledger:
         max_attempts: int | None = None,
         actor: str = "service",
     ) -> EnqueueResult:
-        """Append the ``enqueued`` event (idempotent per key)."""
-        return self.store.enqueue(
+        """Append ``enqueued`` (idempotent per key), then push the new job to Redis.
+
+        If Redis is down after the commit the job is still enqueued (the log is
+        the truth) and the relay pushes it later; the caller is not told to retry.
+        """
+        result = self.store.enqueue(
             request,
             max_attempts=max_attempts or self.settings.default_max_attempts,
             delay=delay,
             actor=actor,
         )
+        if result.created and result.event is not None:
+            job = apply(None, result.event)
+            try:
+                self.queue.push([(job.job_id, placement(job)[1])], [job])
+            except QueueUnavailable as error:
+                log.warning(
+                    "job %s enqueued but not pushed (%s); the relay will", job.job_id, error
+                )
+        return result
+
+    # -- claiming ----------------------------------------------------------------
+
+    def claim(self, worker_id: str, n: int, lease: timedelta) -> list[ClaimedJob]:
+        """Lease up to ``n`` jobs and record ``attempted`` for each (one transaction)."""
+        return self.claim_batch(worker_id, n, lease).jobs
+
+    def claim_batch(self, worker_id: str, n: int, lease: timedelta) -> ClaimBatch:
+        """``claim``, also saying when the next delayed job falls due (for the idle wait)."""
+        lease_ms = max(int(lease.total_seconds() * 1000), 1)
+        got = self.queue.claim(n, lease_ms)
+        now = from_ms(got.now_ms)
+        next_due = None if got.next_due_ms is None else from_ms(got.next_due_ms)
+        if not got.job_ids:
+            return ClaimBatch([], now, next_due)
+        lease_until = from_ms(got.now_ms + lease_ms)
+        states = self._states(got.job_ids)
+        appends: list[StreamAppend] = []
+        repair: list[str] = []
+        for job_id in dict.fromkeys(got.job_ids):
+            job = states.get(job_id)
+            if job is None or not may_attempt(job, now):
+                repair.append(job_id)
+                continue
+            event = attempt_event(job, worker_id, lease_until)
+            appends.append(StreamAppend(job_id, job.version, [event]))
+        result = self.store.append_many(appends, skip_stale=True)
+        claimed = [
+            ClaimedJob(job, lease_until, SettlementRequest.model_validate(job.request))
+            for job in _folded(states, result.events).values()
+        ]
+        self.queue.cache([c.state for c in claimed])
+        self._repair(repair + [error.job_id for error in result.rejected])
+        return ClaimBatch(claimed, now, next_due)
+
+    def renew(self, jobs: Sequence[ClaimedJob], lease: timedelta) -> list[str]:
+        """Extend the leases of running jobs (Redis only); returns ids whose lease was lost.
+
+        Renewals are not logged: the log records the lease granted at the claim,
+        and the reaper goes by Redis' deadline.
+        """
+        if not jobs:
+            return []
+        return self.queue.renew([job.id for job in jobs], int(lease.total_seconds() * 1000))
+
+    # -- outcomes ----------------------------------------------------------------
+
+    def complete(self, job: ClaimedJob | str, attempt: int) -> Job:
+        """Record that ``attempt`` succeeded, or raise ``StaleAttempt``."""
+        return self._one(Outcome(self._held(job, attempt)))
+
+    def fail(
+        self, job: ClaimedJob | str, attempt: int, reason: str, *, retryable: bool = True
+    ) -> Job:
+        """Record that ``attempt`` failed: requeue after backoff, or dead-letter.
+
+        Dead-letters when the error is not retryable or the attempts since the
+        last (re)queue reached ``max_attempts``. Raises ``StaleAttempt``.
+        """
+        return self._one(Outcome(self._held(job, attempt), reason, retryable))
+
+    def record(self, outcomes: Sequence[Outcome]) -> list[OutcomeResult]:
+        """Record many outcomes, one SQL transaction per batch; stale ones are refused."""
+        results: dict[int, OutcomeResult] = {}
+        for batch in _rounds(outcomes):
+            results.update(self._record_round(batch))
+        return [results[n] for n in range(len(outcomes))]
+
+    def _record_round(self, batch: list[tuple[int, Outcome]]) -> dict[int, OutcomeResult]:
+        appends = [
+            StreamAppend(o.job.id, o.job.state.version, self._outcome_events(o)) for _, o in batch
+        ]
+        result = self.store.append_many(appends, skip_stale=True)
+        states = {o.job.id: o.job.state for _, o in batch}
+        after = _folded(states, result.events)
+        self._reflect_quietly(list(after.values()))
+        current = self._current_attempts([e.job_id for e in result.rejected])
+        out: dict[int, OutcomeResult] = {}
+        for n, o in batch:
+            if o.job.id in after:
+                out[n] = OutcomeResult(o.job.id, o.job.attempt, state=after[o.job.id])
+            else:
+                stale = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
+                out[n] = OutcomeResult(o.job.id, o.job.attempt, refused=stale)
+        return out
+
+    def _outcome_events(self, outcome: Outcome) -> list[NewEvent]:
+        held = outcome.job
+        if outcome.error is None:
+            return completion_events(held.attempt, held.worker_id)
+        return failure_events(
+            held.state,
+            held.attempt,
+            outcome.error,
+            retryable=outcome.retryable,
+            actor=held.worker_id,
+            policy=self.policy,
+            rng=self.rng,
+        )
+
+    def _one(self, outcome: Outcome) -> Job:
+        (result,) = self.record([outcome])
+        if result.refused is not None:
+            raise result.refused
+        assert result.state is not None
+        return result.state
+
+    def _held(self, job: ClaimedJob | str, attempt: int) -> ClaimedJob:
+        """The attempt an outcome is for; a job id is looked up in the log."""
+        if isinstance(job, ClaimedJob):
+            if job.attempt != attempt:
+                raise StaleAttempt(job.id, attempt, job.attempt)
+            return job
+        state = self._read_state(job)
+        if state.status is not JobStatus.PROCESSING or state.attempts != attempt:
+            raise StaleAttempt(job, attempt, state.attempts)
+        lease_until = state.lease_until or state.updated_at
+        return ClaimedJob(state, lease_until, SettlementRequest.model_validate(state.request))
+
+    # -- operators ---------------------------------------------------------------
+
+    def requeue_from_dlq(self, job_id: str, *, actor: str, reason: str) -> Job:
+        """Requeue a dead-lettered job (due now, a fresh attempt budget)."""
+        job = self._read_state(job_id)
+        if job.status is not JobStatus.DEAD:
+            raise NotInDeadLetterQueue(job_id, job.status.value)
+        (event,) = self.store.append(job_id, job.version, [dlq_requeue_event(actor, reason)])
+        requeued = apply(job, event)
+        self._reflect_quietly([requeued])
+        return requeued
+
+    def job(self, job_id: str) -> Job:
+        """A job's current state, folded from the log."""
+        return self._read_state(job_id)
+
+    # -- repair --------------------------------------------------------------------
+
+    def reap(self, limit: int = 500) -> int:
+        """Jobs whose lease expired: ``failed(lease expired)``, then requeued or dead-lettered.
+
+        The log decides: a job that is no longer processing at the attempt the
+        reaper saw (its worker's outcome got there first) is refused by the
+        version check and merely repaired in Redis. Returns the jobs reaped.
+        """
+        job_ids = self.queue.reap(limit, REAP_GRACE_MS)
+        if not job_ids:
+            return 0
+        states = {job_id: job for job_id in job_ids if (job := self._log_state(job_id))}
+        appends: list[StreamAppend] = []
+        others: list[str] = [job_id for job_id in job_ids if job_id not in states]
+        for job_id, job in states.items():
+            if job.status is not JobStatus.PROCESSING:
+                others.append(job_id)
+                continue
+            events = failure_events(
+                job,
+                job.attempts,
+                LEASE_EXPIRED,
+                retryable=True,
+                actor="reaper",
+                policy=self.policy,
+                rng=self.rng,
+            )
+            appends.append(StreamAppend(job_id, job.version, events))
+        result = self.store.append_many(appends, skip_stale=True)
+        after = _folded(states, result.events)
+        self._reflect(list(after.values()))
+        self._repair(others + [error.job_id for error in result.rejected])
+        return len(after)
+
+    def recover(self) -> RelayReport:
+        """Rebuild the hot queue from the whole log (idempotent)."""
+        return self.relay.recover(refold=True)
+
+    def sweep(self) -> RelayReport:
+        """Push what the log changed and Redis still lacks (recovers if Redis was flushed)."""
+        return self.relay.sweep()
+
+    def cleanup(self) -> int:
+        """Drop payload cache entries of jobs no longer queued; events are never deleted."""
+        return self.queue.clean_payloads()
+
+    def _repair(self, job_ids: Sequence[str]) -> None:
+        """Make Redis hold these jobs where the log says (after a refused or odd claim)."""
+        if not job_ids:
+            return
+        states = {job_id: self._log_state(job_id) for job_id in dict.fromkeys(job_ids)}
+        unfinished = [
+            StreamAppend(
+                job.job_id,
+                job.version,
+                follow_up_events(job, actor="repair", policy=self.policy, rng=self.rng),
+            )
+            for job in states.values()
+            if job is not None and job.status is JobStatus.FAILED
+        ]
+        result = self.store.append_many(unfinished, skip_stale=True)
+        known = {job_id: job for job_id, job in states.items() if job is not None}
+        after = {**known, **_folded(known, result.events)}
+        self._reflect(list(after.values()))
+        missing = [job_id for job_id, job in states.items() if job is None]
+        if missing:
+            self.queue.finish(missing)
+
+    def _reflect(self, jobs: Sequence[Job]) -> None:
+        """After a commit: hold each job in Redis where the log now says it is."""
+        waiting: list[tuple[str, int]] = []
+        waiting_jobs: list[Job] = []
+        gone: list[str] = []
+        inflight: list[Job] = []
+        for job in jobs:
+            place, score = placement(job)
+            if place is Place.WAITING:
+                waiting.append((job.job_id, score))
+                waiting_jobs.append(job)
+            elif place is Place.GONE:
+                gone.append(job.job_id)
+            else:
+                inflight.append(job)  # the claim script already holds it in flight
+        self.queue.move(waiting, waiting_jobs)
+        self.queue.finish(gone)
+        self.queue.cache(inflight)
+
+    def _reflect_quietly(self, jobs: Sequence[Job]) -> None:
+        """``_reflect`` after an outcome: Redis being down must not undo a committed outcome."""
+        try:
+            self._reflect(jobs)
+        except QueueUnavailable as error:
+            log.warning("outcome recorded but Redis not updated (%s); repair will", error)
+
+    # -- reading state -----------------------------------------------------------------
+
+    def _states(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """Cached states, falling back to the log for misses."""
+        states = self.queue.cached(job_ids)
+        for job_id in job_ids:
+            if job_id not in states and (job := self._log_state(job_id)) is not None:
+                states[job_id] = job
+        return states
+
+    def _log_state(self, job_id: str) -> Job | None:
+        return fold(self.store.read_stream(job_id))
+
+    def _read_state(self, job_id: str) -> Job:
+        job = self._log_state(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def _current_attempts(self, job_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for job_id in job_ids:
+            job = self._log_state(job_id)
+            if job is not None:
+                found[job_id] = job.attempts
+        return found
 
     def close(self) -> None:
         self.engine.dispose()
+        self.queue.client.close()
+
+
+def _folded(states: dict[str, Job], events: Sequence[StoredEvent]) -> dict[str, Job]:
+    """The new state of each job that got events (``lifecycle.apply``, in order)."""
+    after: dict[str, Job] = {}
+    for event in events:
+        after[event.job_id] = apply(after.get(event.job_id) or states[event.job_id], event)
+    return after
+
+
+def _rounds(outcomes: Sequence[Outcome]) -> Iterator[list[tuple[int, Outcome]]]:
+    """Split outcomes so each job appears once per append (``append_many``'s rule)."""
+    pending = list(enumerate(outcomes))
+    while pending:
+        seen: set[str] = set()
+        batch: list[tuple[int, Outcome]] = []
+        rest: list[tuple[int, Outcome]] = []
+        for item in pending:
+            (rest if item[1].job.id in seen else batch).append(item)
+            seen.add(item[1].job.id)
+        yield batch
+        pending = rest
 
 
 def build_ledger(settings: Settings) -> Ledger:
     """Wire a ledger from settings (explicitly; no globals)."""
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    return Ledger(settings=settings, engine=engine, store=EventStore(engine))
+    policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
+    return Ledger(
+        settings=settings,
+        engine=engine,
+        store=EventStore(engine),
+        queue=build_queue(settings),
+        policy=policy,
+    )
+
+
+__all__ = [
+    "ClaimBatch",
+    "ClaimedJob",
+    "Ledger",
+    "Outcome",
+    "OutcomeResult",
+    "build_ledger",
+]

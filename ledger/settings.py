@@ -40,3 +40,16 @@ class Settings(BaseSettings):
         default=None,
         description="Secret key (16+ characters) that signs and checks chain-head checkpoints.",
     )
+    payload_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="TTL of a job's payload cache entry in Redis."
+    )
+    sweep_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker reaps expired leases and relays the log into Redis.",
+    )
+    relay_grace_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a log change may stay unseen in Redis before the sweep pushes it.",
+    )

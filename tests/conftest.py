@@ -41,3 +41,14 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def store(engine: Engine) -> EventStore:
     return EventStore(engine)
+
+
+# queue fixtures (fakeredis | real Redis, one queue per test, a wired Ledger)
+from tests.queue_fixtures import (  # noqa: E402, F401
+    hot_queue,
+    ledger,
+    own_redis,
+    queue_name,
+    redis_backend,
+    redis_client,
+)

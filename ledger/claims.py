@@ -1,0 +1,74 @@
+"""What a worker holds and hands back: a claimed attempt, and its outcome.
+
+Plain data, no IO. A ``ClaimedJob`` is also what a handler receives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.errors import StaleAttempt
+from ledger.lifecycle import Job
+from ledger.request import SettlementRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker holds for one attempt: what its handler receives.
+
+    ``state`` is the job as folded right after ``attempted`` was recorded; its
+    version is the one every outcome of this attempt must be appended at.
+    """
+
+    state: Job
+    lease_until: datetime
+    request: SettlementRequest
+
+    @property
+    def id(self) -> str:
+        return self.state.job_id
+
+    @property
+    def attempt(self) -> int:
+        return self.state.attempts
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.request.idempotency_key
+
+    @property
+    def worker_id(self) -> str:
+        return self.state.worker or "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """Jobs claimed in one call, and when the next delayed job falls due (Redis clock)."""
+
+    jobs: list[ClaimedJob]
+    now: datetime
+    next_due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended: ``error`` is ``None`` on success."""
+
+    job: ClaimedJob
+    error: str | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeResult:
+    """What the log made of an outcome: the job's new state, or the refusal."""
+
+    job_id: str
+    attempt: int
+    state: Job | None = None
+    refused: StaleAttempt | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.refused is None

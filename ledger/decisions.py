@@ -1,0 +1,127 @@
+"""What the service appends and where Redis should hold a job: pure functions.
+
+No IO, no clock, no RNG of their own (both are passed in). The legality of every
+event is the lifecycle's transition table (``lifecycle.next_status``); this
+module only chooses *which* legal event comes next.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from ledger.errors import IllegalTransition
+from ledger.events import EventType, NewEvent, format_time
+from ledger.lifecycle import Job, JobStatus, next_status
+from ledger.retry import RetryPolicy
+
+LEASE_EXPIRED = "lease expired"
+
+
+class Place(StrEnum):
+    """Where the hot queue should hold a job, given its state in the log."""
+
+    WAITING = "waiting"  # ready, or delayed until its due time
+    INFLIGHT = "inflight"  # leased until the recorded deadline
+    GONE = "gone"  # finished: not in Redis at all
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch: the score unit of every queue set."""
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def allows(job: Job, event_type: EventType) -> bool:
+    """Does the transition table allow ``event_type`` in the job's state?"""
+    try:
+        next_status(job.job_id, job.status, event_type)
+    except IllegalTransition:
+        return False
+    return True
+
+
+def may_attempt(job: Job, now: datetime) -> bool:
+    """A job may be attempted when it is waiting and due."""
+    return allows(job, EventType.ATTEMPTED) and not job.is_delayed(now)
+
+
+def attempt_event(job: Job, worker_id: str, lease_until: datetime) -> NewEvent:
+    """``attempted``: the next attempt number, and the lease deadline the worker holds."""
+    data = {"attempt": job.attempts + 1, "lease_until": format_time(lease_until)}
+    return NewEvent(EventType.ATTEMPTED, data, actor=worker_id)
+
+
+def completion_events(attempt: int, actor: str) -> list[NewEvent]:
+    return [NewEvent(EventType.COMPLETED, {"attempt": attempt}, actor=actor)]
+
+
+def failure_events(
+    job: Job,
+    attempt: int,
+    reason: str,
+    *,
+    retryable: bool,
+    actor: str,
+    policy: RetryPolicy,
+    rng: random.Random,
+) -> list[NewEvent]:
+    """``failed``, then ``requeued`` after a backoff delay or ``dead_lettered``.
+
+    ``job`` is the state the failure is appended to (the attempt in progress).
+    The retry budget counts attempts since the last requeue from the dead-letter
+    queue (``round_attempts``), so a requeued job gets ``max_attempts`` again.
+    The delay is relative (``due_in``): the store turns it into ``due_at`` with the
+    log's own clock.
+    """
+    failed = NewEvent(
+        EventType.FAILED,
+        {"attempt": attempt, "reason": reason, "retryable": retryable},
+        actor=actor,
+    )
+    if RetryPolicy.should_retry(job.round_attempts, job.max_attempts, retryable=retryable):
+        requeued = NewEvent(
+            EventType.REQUEUED,
+            {"due_at": None, "reason": reason, "source": "retry"},
+            actor=actor,
+            due_in=policy.delay(max(job.round_attempts, 1), rng),
+        )
+        return [failed, requeued]
+    dead = NewEvent(EventType.DEAD_LETTERED, {"attempt": attempt, "reason": reason}, actor=actor)
+    return [failed, dead]
+
+
+def follow_up_events(
+    job: Job, *, actor: str, policy: RetryPolicy, rng: random.Random
+) -> list[NewEvent]:
+    """For a job left in ``failed`` (never at rest in our own writes): requeue or dead-letter."""
+    reason = job.last_error or "failed"
+    events = failure_events(
+        job, job.attempts, reason, retryable=True, actor=actor, policy=policy, rng=rng
+    )
+    return events[1:]
+
+
+def dlq_requeue_event(actor: str, reason: str) -> NewEvent:
+    """An operator's requeue from the dead-letter queue (due now, fresh attempt budget)."""
+    data = {"due_at": None, "reason": reason, "source": "dlq"}
+    return NewEvent(EventType.REQUEUED, data, actor=actor)
+
+
+def placement(job: Job | None) -> tuple[Place, int]:
+    """Where Redis should hold the job, and the score (due or lease deadline, ms; 0 = now).
+
+    A job left in ``failed`` is placed in flight with an expired lease, so the
+    reaper picks it up and appends its follow-up.
+    """
+    if job is None or job.status in (JobStatus.COMPLETED, JobStatus.DEAD):
+        return Place.GONE, 0
+    if job.status is JobStatus.WAITING:
+        return Place.WAITING, to_ms(job.due_at) if job.due_at else 0
+    if job.status is JobStatus.PROCESSING and job.lease_until is not None:
+        return Place.INFLIGHT, to_ms(job.lease_until)
+    return Place.INFLIGHT, 0

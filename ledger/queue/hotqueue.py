@@ -1,0 +1,314 @@
+"""``HotQueue``: the Redis side of the ledger, one method per Lua script.
+
+It knows nothing about SQL: the ``Ledger`` service decides, from the log, what
+to push, move or finish, always after the log has committed. Every multi-step
+change is one Lua script (atomic); scores are milliseconds, and "now" inside a
+script is Redis ``TIME``, the one clock all workers share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from ledger.errors import QueueUnavailable, UnsafeRedis
+from ledger.lifecycle import Job
+from ledger.queue.keys import QueueKeys
+from ledger.queue.snapshot import decode_job, encode_job
+
+#: the only eviction policy under which Redis never drops a queue key
+SAFE_POLICY = "noeviction"
+#: jobs per script call, so one call never blocks Redis for long
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What ``claim`` took: leased job ids, Redis' clock, and when the next delayed job is due."""
+
+    now_ms: int
+    next_due_ms: int | None
+    job_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Depths:
+    """One consistent snapshot of the queue's sizes (from ``depths.lua``)."""
+
+    now_ms: int
+    ready: int
+    delayed: int
+    due: int
+    inflight: int
+    expired_leases: int
+    oldest_ready_ms: int | None
+
+    @property
+    def waiting(self) -> int:
+        """Jobs claimable now (ready, or delayed and already due)."""
+        return self.ready + self.due
+
+    @property
+    def oldest_waiting_seconds(self) -> float | None:
+        if self.oldest_ready_ms is None:
+            return None
+        return max(0.0, (self.now_ms - self.oldest_ready_ms) / 1000)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Redis connection errors become ``QueueUnavailable`` at the queue's edge."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise QueueUnavailable(f"Redis cannot be reached: {exc}") from None
+
+
+def _load_scripts(client: redis.Redis) -> dict[str, Script]:
+    folder = resources.files("ledger.queue") / "scripts"
+    return {
+        name: client.register_script((folder / f"{name}.lua").read_text(encoding="utf-8"))
+        for name in ("push", "move", "restore", "claim", "renew", "finish", "reap", "depths")
+    }
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class HotQueue:
+    """One queue's keys in one Redis. Build it with a client and pass it in."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: QueueKeys,
+        *,
+        payload_ttl_seconds: int = 86_400,
+        wake_tokens: int = 16,
+        embedded: bool = False,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.payload_ttl_seconds = payload_ttl_seconds
+        self.wake_tokens = wake_tokens
+        #: in-process fakeredis: nothing else can push to it, and it cannot evict
+        self.embedded = embedded
+        self._scripts = _load_scripts(client)
+
+    @property
+    def _sets(self) -> list[str]:
+        return [self.keys.ready, self.keys.delayed, self.keys.inflight]
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        with translate_errors():
+            return self._scripts[name](keys=list(keys), args=list(args))
+
+    # -- safety and liveness ---------------------------------------------------
+
+    def ping(self) -> None:
+        with translate_errors():
+            self.client.ping()
+
+    def check_safe(self) -> None:
+        """Refuse a Redis that may evict keys (a silently dropped job would wait for a sweep)."""
+        if self.embedded:
+            return
+        try:
+            with translate_errors():
+                policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.ResponseError as exc:
+            raise UnsafeRedis(
+                f"cannot read Redis' maxmemory-policy ({exc}); workers need "
+                f"`maxmemory-policy {SAFE_POLICY}` and permission to check it"
+            ) from None
+        if policy != SAFE_POLICY:
+            raise UnsafeRedis(
+                f"Redis maxmemory-policy is {policy!r}, which can evict queue keys; "
+                f"set `maxmemory-policy {SAFE_POLICY}` before starting workers"
+            )
+
+    def mark_recovered(self) -> None:
+        """Write the sentinel that ``looks_flushed`` checks."""
+        with translate_errors():
+            self.client.set(self.keys.epoch, "1")
+
+    def looks_flushed(self) -> bool:
+        """True when the sentinel is gone: Redis lost its keys (flush, restart, failover)."""
+        with translate_errors():
+            return not self.client.exists(self.keys.epoch)
+
+    # -- pushes and moves (after the log committed) ------------------------------
+
+    def push(self, items: Sequence[tuple[str, int]], snapshots: Sequence[Job] = ()) -> int:
+        """Push ``(job id, due ms or 0)`` unless held anywhere; cache ``snapshots`` first."""
+        return self._cache_then("push", [*self._sets, self.keys.notify], items, snapshots)
+
+    def move(self, items: Sequence[tuple[str, int]], snapshots: Sequence[Job] = ()) -> int:
+        """Put ``(job id, due ms or 0)`` in ready or delayed, wherever it was held before."""
+        return self._cache_then("move", [*self._sets, self.keys.notify], items, snapshots)
+
+    def restore(self, items: Sequence[tuple[str, int]]) -> int:
+        """Put ``(job id, lease deadline ms)`` back in flight unless held anywhere."""
+        restored = 0
+        for chunk in _chunks(items):
+            args = [value for pair in chunk for value in pair]
+            restored += int(self._run("restore", self._sets, args))
+        return restored
+
+    def _cache_then(
+        self,
+        script: str,
+        keys: list[str],
+        items: Sequence[tuple[str, int]],
+        snapshots: Sequence[Job],
+    ) -> int:
+        """Cache entries first, then the script, in one round trip (a pipeline, in order)."""
+        if not items and not snapshots:
+            return 0
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=False)
+            self._queue_cache(pipe, snapshots, only_missing=False)
+            for chunk in _chunks(items):
+                args: list[Any] = [self.wake_tokens]
+                for job_id, score in chunk:
+                    args += [job_id, score]
+                self._scripts[script](keys=keys, args=args, client=pipe)
+            results = pipe.execute()
+        return sum(int(n) for n in results[len(snapshots) :])
+
+    def finish(self, job_ids: Sequence[str]) -> int:
+        """Drop finished jobs from every set, and their payload cache entries."""
+        removed = 0
+        for chunk in _chunks(job_ids):
+            payloads = [self.keys.payload(job_id) for job_id in chunk]
+            removed += int(self._run("finish", [*self._sets, *payloads], chunk))
+        return removed
+
+    # -- claiming --------------------------------------------------------------
+
+    def claim(self, limit: int, lease_ms: int, promote: int = 1000) -> Claim:
+        """Lease up to ``limit`` ready jobs (promoting due delayed ones first)."""
+        result = self._run(
+            "claim", [*self._sets, self.keys.notify], [max(limit, 0), lease_ms, promote]
+        )
+        next_due = int(result[1])
+        return Claim(int(result[0]), None if next_due < 0 else next_due, list(result[2:]))
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a push wakes us or ``timeout`` seconds pass (no busy polling)."""
+        with translate_errors():
+            return self.client.blpop([self.keys.notify], timeout=max(timeout, 0.01)) is not None
+
+    def renew(self, job_ids: Sequence[str], lease_ms: int) -> list[str]:
+        """Extend leases; returns the ids whose lease was already lost."""
+        lost: list[str] = []
+        for chunk in _chunks(job_ids):
+            lost += self._run("renew", [self.keys.inflight], [lease_ms, *chunk])
+        return lost
+
+    def reap(self, limit: int, grace_ms: int) -> list[str]:
+        """Ids whose lease expired, held for ``grace_ms`` while the caller decides."""
+        return list(self._run("reap", [self.keys.inflight], [limit, grace_ms]))
+
+    # -- payload cache -----------------------------------------------------------
+
+    def cache(self, jobs: Sequence[Job], *, only_missing: bool = False) -> None:
+        """Write jobs' folded states to the payload cache (with the TTL)."""
+        if not jobs:
+            return
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=False)
+            self._queue_cache(pipe, jobs, only_missing=only_missing)
+            pipe.execute()
+
+    def _queue_cache(self, pipe: Any, jobs: Sequence[Job], *, only_missing: bool) -> None:
+        for job in jobs:
+            pipe.set(
+                self.keys.payload(job.job_id),
+                encode_job(job),
+                ex=self.payload_ttl_seconds,
+                nx=only_missing,
+            )
+
+    def cached(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The cached states of these jobs (missing or unreadable entries left out)."""
+        if not job_ids:
+            return {}
+        with translate_errors():
+            values = self.client.mget([self.keys.payload(job_id) for job_id in job_ids])
+        found: dict[str, Job] = {}
+        for job_id, value in zip(job_ids, values, strict=True):
+            job = decode_job(value) if value is not None else None
+            if job is not None and job.job_id == job_id:
+                found[job_id] = job
+        return found
+
+    def clean_payloads(self, batch: int = 500) -> int:
+        """Delete cache entries of jobs the queue no longer holds (finished or gone).
+
+        A job that comes back later (a requeue from the dead-letter queue) is
+        cached again, or read from the log on a miss.
+        """
+        deleted = 0
+        with translate_errors():
+            keys: list[str] = []
+            for key in self.client.scan_iter(match=self.keys.payload_pattern, count=batch):
+                keys.append(key)
+                if len(keys) >= batch:
+                    deleted += self._drop_unheld(keys)
+                    keys = []
+            deleted += self._drop_unheld(keys)
+        return deleted
+
+    def _drop_unheld(self, payload_keys: list[str]) -> int:
+        if not payload_keys:
+            return 0
+        ids = [self.keys.job_id_of(key) for key in payload_keys]
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in ids:
+            for name in self._sets:
+                pipe.zscore(name, job_id)
+        scores = pipe.execute()
+        unheld = [
+            payload_keys[n]
+            for n in range(len(ids))
+            if all(score is None for score in scores[3 * n : 3 * n + 3])
+        ]
+        if unheld:
+            self.client.delete(*unheld)
+        return len(unheld)
+
+    # -- inspection --------------------------------------------------------------
+
+    def depths(self) -> Depths:
+        """Queue sizes, expired leases and the oldest ready job, at one instant."""
+        raw = self._run("depths", self._sets, [])
+        now, ready, delayed, due, inflight, expired, oldest = (int(v) for v in raw)
+        return Depths(now, ready, delayed, due, inflight, expired, None if oldest < 0 else oldest)
+
+    def holds(self, job_id: str) -> str | None:
+        """Which set holds the job (``ready``, ``delayed``, ``inflight``) or ``None``."""
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for name in self._sets:
+                pipe.zscore(name, job_id)
+            scores = pipe.execute()
+        for label, score in zip(("ready", "delayed", "inflight"), scores, strict=True):
+            if score is not None:
+                return label
+        return None
+
+    def score(self, job_id: str, where: str) -> int | None:
+        """The job's score in ``ready``/``delayed``/``inflight`` (ms), if held there."""
+        name: str = getattr(self.keys, where)
+        with translate_errors():
+            value = self.client.zscore(name, job_id)
+        return None if value is None else int(value)

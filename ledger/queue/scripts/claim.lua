@@ -1,0 +1,36 @@
+-- claim: promote due delayed jobs, then take up to N ready jobs (oldest first)
+-- and lease them. The lease deadline comes from Redis TIME, the one clock every
+-- worker shares. The caller then records `attempted` in the log; a claim whose
+-- append is refused is repaired from the log.
+--
+-- KEYS[1]  ready     sorted set (score: ms the job became claimable)
+-- KEYS[2]  delayed   sorted set (score: due time, ms)
+-- KEYS[3]  inflight  sorted set (score: lease deadline, ms)
+-- KEYS[4]  notify    list of wake-up tokens (emptied when nothing is ready)
+-- ARGV[1]  most jobs to claim
+-- ARGV[2]  lease in ms
+-- ARGV[3]  most delayed jobs to promote in this call
+-- Returns {now ms, next due time in ms or -1, job id…}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+    tonumber(ARGV[3]))
+for i = 1, #due, 2 do
+    redis.call('ZREM', KEYS[2], due[i])
+    redis.call('ZADD', KEYS[1], due[i + 1], due[i])
+end
+local result = {now, -1}
+local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
+local deadline = now + tonumber(ARGV[2])
+for i = 1, #popped, 2 do
+    redis.call('ZADD', KEYS[3], deadline, popped[i])
+    result[#result + 1] = popped[i]
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then
+    redis.call('DEL', KEYS[4])
+end
+local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #nxt > 0 then
+    result[2] = tonumber(nxt[2])
+end
+return result

@@ -1,0 +1,48 @@
+"""The payload cache's format: a job's folded state (``lifecycle.Job``) as JSON.
+
+The cache is written only after the log committed the state it describes, so an
+entry can be behind the log but never ahead of it. A stale entry costs nothing
+but a refused append (its version is old), after which the job is re-read from
+the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ledger.events import format_time
+from ledger.lifecycle import Job, JobStatus
+
+_TIMES = frozenset(
+    {"created_at", "updated_at", "due_at", "lease_until", "dead_lettered_at", "completed_at"}
+)
+_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+def encode_job(job: Job) -> str:
+    """The job as compact JSON text (times as ISO 8601 UTC)."""
+    record: dict[str, Any] = asdict(job)
+    for name in _TIMES:
+        if record[name] is not None:
+            record[name] = format_time(record[name])
+    record["status"] = job.status.value
+    return orjson.dumps(record).decode()
+
+
+def decode_job(text: str | bytes) -> Job | None:
+    """The job back from ``encode_job``; ``None`` for an entry this version cannot read."""
+    try:
+        record = orjson.loads(text)
+        if not isinstance(record, dict) or set(record) != _FIELDS:
+            return None
+        for name in _TIMES:
+            if record[name] is not None:
+                record[name] = datetime.fromisoformat(record[name].replace("Z", "+00:00"))
+        record["status"] = JobStatus(record["status"])
+        return Job(**record)
+    except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
+        return None

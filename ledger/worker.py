@@ -1,0 +1,322 @@
+"""The worker: claim jobs, run the handler, record outcomes, keep leases alive.
+
+Threads, one job each:
+
+* the **claimer** leases as many jobs as there are free slots (one SQL
+  transaction per claim batch) and hands them to the handler pool; when nothing
+  is ready it blocks on Redis (``HotQueue.wait``), never spinning;
+* the **handler pool** (``concurrency`` threads) runs the handler;
+* the **flusher** records finished attempts in batches (one SQL transaction per
+  batch) and frees their slots;
+* the **main thread** maintains: renews the leases of held jobs (every third of
+  a lease), reaps expired leases and runs the relay's sweep (which recovers if
+  Redis was flushed) every ``sweep_seconds``, drops stale payload cache entries
+  now and then, and in ``burst`` mode stops once the queue is empty.
+
+A worker holds at most ``concurrency + prefetch`` jobs (prefetch defaults to
+``concurrency``), so the next claim overlaps the running handlers. ``stop()``
+(SIGTERM/SIGINT) stops claiming, lets the jobs already handed out (running or
+prefetched) finish, records their outcomes, and returns. Jobs are finished
+rather than handed back because the lifecycle can only return a job to waiting
+through ``failed``, which would spend an attempt of its budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ledger.errors import LedgerError
+from ledger.handler import Handler, run_handler
+from ledger.lifecycle import JobStatus
+from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome
+
+log = logging.getLogger("ledger.worker")
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: unique per process, readable in the log's ``actor`` column."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker runs (the CLI fills these from its flags and the settings)."""
+
+    concurrency: int = 1
+    #: jobs claimed ahead of free handler threads (default: ``concurrency``); bigger
+    #: batches mean fewer SQL transactions per job, but prefetched jobs wait leased
+    prefetch: int | None = None
+    burst: bool = False
+    lease: timedelta = timedelta(seconds=30)
+    sweep_seconds: float = 1.0
+    #: longest block on Redis while idle (a push wakes the claimer sooner)
+    idle_seconds: float = 1.0
+    #: most outcomes recorded in one SQL transaction
+    batch: int = 500
+    #: how often stale payload cache entries are dropped from Redis
+    cleanup_seconds: float = 600.0
+
+    @property
+    def prefetch_count(self) -> int:
+        return self.concurrency if self.prefetch is None else self.prefetch
+
+
+@dataclass
+class WorkerStats:
+    """What this worker recorded."""
+
+    claimed: int = 0
+    completed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    refused: int = 0
+    lost_leases: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, claimed: int = 0, **states: int) -> None:
+        with self.lock:
+            self.claimed += claimed
+            for name, value in states.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+class Worker:
+    """Runs one handler over the hot queue until stopped (or drained, in burst mode)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        handler: Handler,
+        options: WorkerOptions | None = None,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.handler = handler
+        self.options = options or WorkerOptions()
+        self.worker_id = worker_id or new_worker_id()
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._handlers_done = threading.Event()
+        self._slots = threading.Condition()
+        self._held: dict[str, ClaimedJob] = {}
+        self._outcomes: queue.Queue[Outcome] = queue.Queue()
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.options.concurrency, thread_name_prefix="ledger-handler"
+        )
+
+    @property
+    def capacity(self) -> int:
+        """Jobs held at once: one per handler thread plus the prefetched ones."""
+        return self.options.concurrency + self.options.prefetch_count
+
+    def stop(self) -> None:
+        """Stop claiming; jobs already held finish and their outcomes are recorded."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> WorkerStats:
+        """Refuse an evicting Redis, recover the queue from the log, then work until stopped."""
+        self.ledger.queue.check_safe()
+        report = self.ledger.recover()
+        log.info(
+            "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
+            self.worker_id,
+            report.live,
+            report.pushed,
+            report.restored,
+        )
+        claimer = threading.Thread(target=self._claim_loop, name="ledger-claimer", daemon=True)
+        flusher = threading.Thread(target=self._flush_loop, name="ledger-flusher", daemon=True)
+        claimer.start()
+        flusher.start()
+        try:
+            self._maintain_loop()
+        finally:
+            self._stop.set()
+            claimer.join()
+            self._pool.shutdown(wait=True)
+            self._handlers_done.set()
+            flusher.join()
+            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+        return self.stats
+
+    # -- claiming ----------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        with self._slots:
+            while len(self._held) >= self.capacity and not self._stop.is_set():
+                self._slots.wait(0.5)
+            return self.capacity - len(self._held)
+
+    def _claim_loop(self) -> None:
+        while not self._stop.is_set():
+            free = self._free_slots()
+            if self._stop.is_set():
+                return
+            try:
+                batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
+            except Exception as error:  # keep claiming: a dead claimer would hang the worker
+                _report("claim", error)
+                self._stop.wait(1.0)
+                continue
+            if batch.jobs:
+                self._start(batch.jobs)
+                continue
+            self._idle(batch)
+
+    def _start(self, jobs: Sequence[ClaimedJob]) -> None:
+        with self._slots:
+            for job in jobs:
+                self._held[job.id] = job
+        self.stats.count(claimed=len(jobs))
+        for job in jobs:
+            self._pool.submit(self._execute, job)
+
+    def _execute(self, job: ClaimedJob) -> None:
+        self._outcomes.put(run_handler(self.handler, job))
+
+    def _idle(self, batch: ClaimBatch) -> None:
+        timeout = self.options.idle_seconds
+        if batch.next_due is not None:
+            timeout = min(timeout, (batch.next_due - batch.now).total_seconds())
+        try:
+            self.ledger.queue.wait(max(timeout, 0.01))
+        except LedgerError as error:
+            log.warning("waiting on Redis failed (%s); retrying", error)
+            self._stop.wait(1.0)
+
+    # -- recording -----------------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while True:
+            try:
+                first = self._outcomes.get(timeout=0.1)
+            except queue.Empty:
+                if self._handlers_done.is_set() and self._outcomes.empty():
+                    return
+                continue
+            batch = [first]
+            while len(batch) < self.options.batch:
+                try:
+                    batch.append(self._outcomes.get_nowait())
+                except queue.Empty:
+                    break
+            self._record(batch)
+
+    def _record(self, batch: list[Outcome]) -> None:
+        # about half a minute of retries: a database restart should not cost a retry
+        for delay in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0):
+            time.sleep(delay)
+            try:
+                results = self.ledger.record(batch)
+                break
+            except Exception as error:  # keep the flusher alive; the batch is retried
+                _report(f"recording {len(batch)} outcomes", error)
+        else:
+            # the leases expire and the reaper retries these attempts: at least once
+            log.error("gave up recording %d outcomes; their leases will expire", len(batch))
+            results = []
+        for result in results:
+            if result.refused is not None:
+                log.info("%s", result.refused.message)
+                self.stats.count(refused=1)
+            elif result.state is not None:
+                self.stats.count(**{_counter(result.state.status): 1})
+        self._release([outcome.job.id for outcome in batch])
+
+    def _release(self, job_ids: Sequence[str]) -> None:
+        with self._slots:
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
+            self._slots.notify_all()
+
+    # -- maintenance ---------------------------------------------------------------
+
+    def _maintain_loop(self) -> None:
+        lease = self.options.lease.total_seconds()
+        tick = min(self.options.sweep_seconds, lease / 3)
+        now = time.monotonic()
+        due = {
+            "renew": now + lease / 3,
+            "sweep": now,
+            "cleanup": now + self.options.cleanup_seconds,
+        }
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            if now >= due["renew"]:
+                self._guard(self._renew)
+                due["renew"] = now + lease / 3
+            if now >= due["sweep"]:
+                self._guard(self._maintain)
+                due["sweep"] = now + self.options.sweep_seconds
+            if now >= due["cleanup"]:
+                self._guard(self.ledger.cleanup)
+                due["cleanup"] = now + self.options.cleanup_seconds
+            if self.options.burst and self._drained():
+                log.info("burst: the queue is empty, stopping")
+                self._stop.set()
+
+    def _guard(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except Exception as error:  # maintenance is retried on the next tick
+            _report("maintenance", error)
+
+    def _renew(self) -> None:
+        with self._slots:
+            held = list(self._held.values())
+        lost = self.ledger.renew(held, self.options.lease)
+        if lost:
+            self.stats.count(lost_leases=len(lost))
+            log.warning("%d leases were lost (reaped or Redis flushed): %s", len(lost), lost[:5])
+
+    def _maintain(self) -> None:
+        self.ledger.reap()
+        report = self.ledger.sweep()
+        if report.recovered:
+            log.warning(
+                "Redis had lost the queue (flush, restart or failover): recovered %d live jobs "
+                "from the log (%d pushed, %d leases restored)",
+                report.live,
+                report.pushed,
+                report.restored,
+            )
+
+    def _drained(self) -> bool:
+        with self._slots:
+            if self._held or not self._outcomes.empty():
+                return False
+        if self.ledger.relay.pending:
+            return False
+        depths = self.ledger.queue.depths()
+        return depths.ready + depths.delayed + depths.due + depths.inflight == 0
+
+
+def _report(what: str, error: Exception) -> None:
+    """A ledger error is expected (a backend is down): one line. Anything else: a traceback."""
+    if isinstance(error, LedgerError):
+        log.warning("%s failed (%s); retrying", what, error.message)
+    else:
+        log.exception("%s failed unexpectedly; retrying", what)
+
+
+def _counter(status: JobStatus) -> str:
+    if status is JobStatus.COMPLETED:
+        return "completed"
+    if status is JobStatus.DEAD:
+        return "dead_lettered"
+    return "retried"
