@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import orjson
@@ -152,3 +153,16 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequest:
     message = str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return InvalidRequest(f"invalid {field}: {message}{more}", field=field)
+
+
+def wire_settlement(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored request record under its wire (camelCase) names, as the API returns it."""
+    return {
+        "userId": record["user_id"],
+        "placeId": record["place_id"],
+        "missionId": record["mission_id"],
+        "amount": record["amount"],
+        "currency": record["currency"],
+        "idempotencyKey": record["idempotency_key"],
+        "metadata": record.get("metadata", {}),
+    }

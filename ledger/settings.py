@@ -53,3 +53,7 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a log change may stay unseen in Redis before the sweep pushes it.",
     )
+    handler: str | None = Field(
+        default=None,
+        description="Job handler (module:callable) `ledger serve` runs on the embedded default.",
+    )

@@ -100,8 +100,11 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         worker_id: str | None = None,
+        on_attempt: Callable[[Outcome, float], None] | None = None,
     ) -> None:
         self.ledger = ledger
+        #: told each attempt's outcome and handler run time (metrics)
+        self.on_attempt = on_attempt
         self.handler = handler
         self.options = options or WorkerOptions()
         self.worker_id = worker_id or new_worker_id()
@@ -187,7 +190,11 @@ class Worker:
             self._pool.submit(self._execute, job)
 
     def _execute(self, job: ClaimedJob) -> None:
-        self._outcomes.put(run_handler(self.handler, job))
+        started = time.perf_counter()
+        outcome = run_handler(self.handler, job)
+        if self.on_attempt is not None:
+            self.on_attempt(outcome, time.perf_counter() - started)
+        self._outcomes.put(outcome)
 
     def _idle(self, batch: ClaimBatch) -> None:
         timeout = self.options.idle_seconds

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from ledger.errors import InvalidRequest, JobNotFound
 from ledger.events import StoredEvent, format_time, to_utc
 from ledger.lifecycle import JobStatus, fold
+from ledger.request import wire_settlement
 from ledger.store import EventStore
 from projections.fold import JobRecord, record_from_row
 from projections.schema import LIVE, ProjectionTables
@@ -84,15 +85,7 @@ class DlqEntry:
         request = self.request
         return {
             "id": self.job_id,
-            "data": {
-                "userId": request["user_id"],
-                "placeId": request["place_id"],
-                "missionId": request["mission_id"],
-                "amount": request["amount"],
-                "currency": request["currency"],
-                "idempotencyKey": request["idempotency_key"],
-                "metadata": request.get("metadata", {}),
-            },
+            "data": wire_settlement(request),
             "failedReason": self.failed_reason,
             "attempts": self.attempts,
             "createdAt": epoch_ms(self.created_at),

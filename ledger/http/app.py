@@ -2,32 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from ledger.http import errors
 from ledger.http.auth import parse_tokens
-from ledger.http.routes import health, jobs, settlements
+from ledger.http.background import Background
+from ledger.http.routes import audit, health, jobs, metrics, queue, settlements
+from ledger.metrics import Metrics
 from ledger.service import Ledger
 
 
-def create_app(ledger: Ledger) -> FastAPI:
-    """The API over ``ledger``; tokens come from ``ledger.settings.api_tokens``."""
+def create_app(ledger: Ledger, *, background: Background | None = None) -> FastAPI:
+    """The API over ``ledger``; tokens come from ``ledger.settings.api_tokens``.
+
+    ``background`` (the embedded default's projector and worker) is started with
+    the server and stopped with it.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.stop()
+
     app = FastAPI(
         title="Settlement ledger",
         version="0.1.0",
         description="An event-sourced, auditable job ledger for money payouts.",
+        lifespan=lifespan,
     )
     app.state.ledger = ledger
     app.state.tokens = parse_tokens(ledger.settings.api_tokens)
+    app.state.metrics = background.metrics if background is not None else Metrics()
+    app.state.metrics.watch(ledger)
     errors.install(app)
-    for router in (settlements.router, jobs.router, health.router):
-        app.include_router(router)
+    for module in (settlements, queue, jobs, audit, health, metrics):
+        app.include_router(module.router)
     return app
 
 
 def app_from_environment() -> FastAPI:
-    """The uvicorn factory for ``ledger serve``: settings from LEDGER_* variables."""
+    """The uvicorn factory for ``ledger serve``: settings from LEDGER_* variables.
+
+    On the embedded default (no LEDGER_REDIS_URL) the projector, and a worker when
+    LEDGER_HANDLER names one, run inside the server process.
+    """
     from ledger.service import build_ledger
     from ledger.settings import Settings
 
-    return create_app(build_ledger(Settings()))
+    settings = Settings()
+    ledger = build_ledger(settings)
+    background = None
+    if settings.redis_url is None:
+        background = Background(ledger, Metrics(), handler=settings.handler)
+    return create_app(ledger, background=background)

@@ -7,8 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 
 from ledger.errors import LedgerError
+from ledger.health import check_health
+from projections import queries
 
 router = APIRouter(tags=["health"])
+
+#: projection lag (events) above which the server is not ready to answer reads
+MAX_PROJECTION_LAG = 10_000
 
 
 @router.get("/health")
@@ -19,15 +24,23 @@ def health() -> dict[str, str]:
 
 @router.get("/ready")
 def ready(request: Request, response: Response) -> dict[str, Any]:
-    """Readiness: the database answers (and Redis, projection lag, queue lag when present)."""
-    checks: dict[str, Any] = {}
-    healthy = True
-    try:
-        head = request.app.state.ledger.store.head()
-        checks["database"] = {"ok": True, "headPosition": head.position}
-    except LedgerError as error:
-        healthy = False
-        checks["database"] = {"ok": False, "error": error.message}
+    """Readiness: the database and Redis answer; projection lag and queue lag reported."""
+    ledger = request.app.state.ledger
+    report = check_health(ledger)
+    checks: dict[str, Any] = {
+        "database": {"ok": report.database, "headPosition": report.log_position},
+        "redis": {"ok": report.redis},
+        "queue": report.as_dict(),
+    }
+    lag: int | None = None
+    if report.database and report.log_position is not None:
+        try:
+            lag = report.log_position - queries.checkpoint(ledger.engine)
+        except LedgerError as error:
+            checks["projections"] = {"ok": False, "error": error.message}
+    if lag is not None:
+        checks["projections"] = {"ok": lag <= MAX_PROJECTION_LAG, "lagEvents": lag}
+    healthy = report.ok and checks.get("projections", {}).get("ok", False)
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return {"status": "ready" if healthy else "unavailable", "checks": checks}

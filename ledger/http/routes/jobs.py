@@ -1,4 +1,4 @@
-"""``GET /api/jobs/{id}`` and its full history, folded from the log itself."""
+"""``GET /api/jobs/{id}`` and its full history, read from the log itself (never behind)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from ledger.errors import JobNotFound
-from ledger.events import StoredEvent
 from ledger.http.auth import EVERYONE, READERS, Principal, require
-from ledger.http.documents import history_document, job_document
-from ledger.lifecycle import Job, fold
+from ledger.http.documents import job_document
+from projections import queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-def _load(request: Request, job_id: str) -> tuple[Job, list[StoredEvent]]:
-    events = request.app.state.ledger.store.read_stream(job_id)
-    job = fold(events)
-    if job is None:
-        raise JobNotFound(job_id)
-    return job, events
 
 
 @router.get("/{job_id}")
@@ -32,9 +22,8 @@ def get_job(
     job_id: JobId,
     _who: Annotated[Principal, Depends(require(*EVERYONE))],
 ) -> dict[str, Any]:
-    """The job's current state (from its own events: never behind the log)."""
-    job, _ = _load(request, job_id)
-    return job_document(job, datetime.now(UTC))
+    """The job's current state, folded from its events."""
+    return job_document(request.app.state.ledger.job(job_id), datetime.now(UTC))
 
 
 @router.get("/{job_id}/history")
@@ -43,6 +32,5 @@ def get_job_history(
     job_id: JobId,
     _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
-    """Every event of the job, in order."""
-    job, events = _load(request, job_id)
-    return history_document(job, events, datetime.now(UTC))
+    """Every event of the job, in order: ``{"jobId", "state", "events": [...]}``."""
+    return queries.history(request.app.state.ledger.store, job_id).as_api()

@@ -1,0 +1,71 @@
+"""What ``ledger serve`` runs beside the API on the embedded default: one machine, one command.
+
+The projection follower keeps the live read models current; when a handler is
+configured, a worker drains the in-process queue. Both stop with the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ledger.handler import load_handler
+from ledger.metrics import Metrics
+from ledger.service import Ledger
+from ledger.worker import Worker, WorkerOptions
+from projections.runner import Projector
+
+log = logging.getLogger("ledger.http")
+
+
+@dataclass
+class Background:
+    """Threads started at start-up and stopped (gracefully) at shutdown."""
+
+    ledger: Ledger
+    metrics: Metrics
+    handler: str | None = None
+    concurrency: int = 4
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _worker: Worker | None = None
+
+    def start(self) -> None:
+        projector = Projector(self.ledger.store)
+        self._spawn("ledger-projector", lambda: projector.follow(self._stop, poll_seconds=0.5))
+        if self.handler is None:
+            log.warning("no LEDGER_HANDLER: jobs wait until a worker with a handler runs")
+            return
+        options = WorkerOptions(
+            concurrency=self.concurrency,
+            lease=timedelta(seconds=self.ledger.settings.lease_seconds),
+            sweep_seconds=self.ledger.settings.sweep_seconds,
+        )
+        self._worker = Worker(
+            self.ledger,
+            load_handler(self.handler),
+            options,
+            on_attempt=self.metrics.observe_attempt,
+        )
+        self._spawn("ledger-worker", self._worker.run)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _spawn(self, name: str, target: Callable[[], object]) -> None:
+        def run() -> None:
+            try:
+                target()
+            except Exception:
+                log.exception("%s stopped on an error", name)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)

@@ -1,0 +1,98 @@
+"""Auditor reads: the event log itself (paged, filtered) and settled totals."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic.alias_generators import to_camel
+
+from ledger.audit.queries import EventFilters, fetch_events
+from ledger.events import EventType
+from ledger.http.auth import Principal, Role, require
+from ledger.http.projections import fresh_engine
+from projections import queries
+
+router = APIRouter(prefix="/api", tags=["audit"])
+
+MAX_EVENTS = 1000
+
+#: the API's group names → the projection's column names
+GROUP_COLUMNS = {"day": "day", "user": "user_id", "place": "place_id", "mission": "mission_id"}
+
+
+@router.get("/events")
+def list_events(
+    request: Request,
+    _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
+    after: Annotated[int, Query(ge=0, description="Return events after this position.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
+    user_id: Annotated[str | None, Query(alias="userId", min_length=1, max_length=128)] = None,
+    place_id: Annotated[str | None, Query(alias="placeId", min_length=1, max_length=128)] = None,
+    mission_id: Annotated[
+        str | None, Query(alias="missionId", min_length=1, max_length=128)
+    ] = None,
+    from_time: Annotated[datetime | None, Query(alias="from")] = None,
+    to_time: Annotated[datetime | None, Query(alias="to")] = None,
+    event_type: Annotated[list[EventType] | None, Query(alias="type")] = None,
+) -> dict[str, Any]:
+    """One page of the log in position order; follow ``nextAfter`` for the next page.
+
+    ``from`` is inclusive, ``to`` exclusive; filters by user/place/mission match
+    every event of that user's (place's, mission's) jobs.
+    """
+    filters = EventFilters(
+        user_id=user_id,
+        place_id=place_id,
+        mission_id=mission_id,
+        from_time=from_time,
+        to_time=to_time,
+        types=tuple(event_type or ()),
+    )
+    page = fetch_events(request.app.state.ledger.engine, filters, after=after, limit=limit)
+    return {
+        "events": [
+            {to_camel(key): value for key, value in event.as_record().items()} for event in page
+        ],
+        "count": len(page),
+        "nextAfter": page[-1].position if len(page) == limit else None,
+    }
+
+
+@router.get("/totals")
+def settled_totals(
+    request: Request,
+    _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
+    from_day: Annotated[date | None, Query(alias="from", description="UTC day, inclusive.")] = None,
+    to_day: Annotated[date | None, Query(alias="to", description="UTC day, inclusive.")] = None,
+    group_by: Annotated[Literal["day", "user", "place", "mission"], Query(alias="groupBy")] = "day",
+    currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+) -> dict[str, Any]:
+    """Completed (settled) amounts per currency and per day, user, place or mission."""
+    column = GROUP_COLUMNS[group_by]
+    rows = queries.totals(
+        fresh_engine(request),
+        start=from_day,
+        end=to_day,
+        group_by=(column,),
+        currency=currency,
+    )
+    return {
+        "groupBy": group_by,
+        "from": from_day.isoformat() if from_day else None,
+        "to": to_day.isoformat() if to_day else None,
+        "totals": [
+            {
+                "currency": row.currency,
+                to_camel(column): _plain(row.group[column]),
+                "jobs": row.jobs,
+                "amount": row.amount,
+            }
+            for row in rows
+        ],
+    }
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value

@@ -1,0 +1,18 @@
+"""``GET /metrics``: Prometheus text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from ledger.http.auth import READERS, Principal, require
+from ledger.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request, _who: Annotated[Principal, Depends(require(*READERS))]) -> Response:
+    """Queue depths, jobs by state, attempt latency histogram, projection and queue lag."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,94 @@
+"""The queue endpoints of the system the ledger replaces: stats, failed (DLQ), requeue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.errors import JobNotFound, NotInDeadLetterQueue
+from ledger.health import check_health
+from ledger.http.auth import READERS, Principal, Role, require
+from ledger.http.projections import fresh_engine
+from projections import queries
+
+router = APIRouter(prefix="/api/queue", tags=["queue"])
+
+MAX_PAGE = 1000
+
+
+def queue_status(request: Request) -> str:
+    """``healthy`` when the log and Redis answer and no lease has expired unnoticed."""
+    report = check_health(request.app.state.ledger)
+    if not report.database:
+        return "unhealthy"
+    if not report.redis or (report.depths is not None and report.depths.expired_leases):
+        return "degraded"
+    return "healthy"
+
+
+@router.get("/stats")
+def queue_stats(
+    request: Request, _who: Annotated[Principal, Depends(require(*READERS))]
+) -> dict[str, Any]:
+    """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts."""
+    engine = fresh_engine(request)
+    document = queries.stats(engine, datetime.now(UTC)).as_api()
+    document["status"] = queue_status(request)
+    return document
+
+
+@router.get("/failed")
+def failed_jobs(
+    request: Request,
+    _who: Annotated[Principal, Depends(require(*READERS))],
+    start: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    end: Annotated[int, Query(ge=-1, le=1_000_000)] = 10,
+) -> dict[str, Any]:
+    """The dead-letter queue, newest first; ``start``..``end`` inclusive, at most 1,000 a page.
+
+    ``end=-1`` means "to the last", capped like any other page.
+    """
+    if end == -1 or end - start >= MAX_PAGE:
+        end = start + MAX_PAGE - 1
+    return queries.dlq_page(fresh_engine(request), start, end).as_api()
+
+
+class RequeueBody(BaseModel):
+    """Which dead-lettered job to requeue, and why (recorded with the operator)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(alias="jobId", min_length=1, max_length=64)
+    reason: str = Field(default="requeued via API", min_length=1, max_length=500)
+
+
+@router.post(
+    "/dlq",
+    responses={
+        404: {"description": "no such job"},
+        409: {"description": "the job is not dead-lettered"},
+    },
+)
+def requeue(
+    request: Request,
+    body: RequeueBody,
+    who: Annotated[Principal, Depends(require(Role.OPERATOR))],
+) -> JSONResponse:
+    """Requeue a dead-lettered job; the ``requeued`` event records the operator and reason."""
+    try:
+        request.app.state.ledger.requeue_from_dlq(
+            body.job_id, actor=f"http:{who.name}", reason=body.reason
+        )
+    except JobNotFound as error:
+        return _answer(status.HTTP_404_NOT_FOUND, False, body.job_id, error.message)
+    except NotInDeadLetterQueue as error:
+        return _answer(status.HTTP_409_CONFLICT, False, body.job_id, error.message)
+    return _answer(status.HTTP_200_OK, True, body.job_id, "Job requeued successfully")
+
+
+def _answer(code: int, success: bool, job_id: str, message: str) -> JSONResponse:
+    return JSONResponse({"success": success, "jobId": job_id, "message": message}, status_code=code)
