@@ -56,3 +56,14 @@ def check_health(ledger: Ledger) -> Health:
     except LedgerError as error:
         errors.append(f"redis: {error.message}")
     return Health(position is not None, depths is not None, position, depths, errors)
+
+
+def queue_status(report: Health) -> str:
+    """``healthy`` when the log and Redis answer and no lease expired unnoticed;
+    ``degraded`` when Redis is away or leases wait for the reaper; ``unhealthy``
+    when the log cannot be read."""
+    if not report.database:
+        return "unhealthy"
+    if not report.redis or (report.depths is not None and report.depths.expired_leases):
+        return "degraded"
+    return "healthy"

@@ -113,9 +113,17 @@ def translate_errors() -> Iterator[None]:
 class EventStore:
     """Append and read the events table. The only code that writes it."""
 
-    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        new_job_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
         self.engine = engine
         self._clock = clock
+        #: job ids for new jobs (random UUIDs; a seeded source makes demos reproducible)
+        self.new_job_id = new_job_id
         self._sqlite = is_sqlite(engine)
 
     # -- writing -----------------------------------------------------------------
@@ -193,7 +201,7 @@ class EventStore:
                 "due_at": None,
             }
             new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
-            job_id = str(uuid.uuid4())
+            job_id = self.new_job_id()
             (stored,) = self._insert(conn, head, [StreamAppend(job_id, 0, [new])])
         return EnqueueResult(job_id, created=True, event=stored)
 

@@ -50,8 +50,11 @@ class QueueStats:
         """Every job the ledger holds (all ever enqueued)."""
         return self.count(ENQUEUED)
 
-    def as_api(self) -> dict[str, Any]:
+    def as_api(self, status: str = "healthy") -> dict[str, Any]:
         """The object ``GET /api/queue/stats`` returns (and ``ledger stats --json`` prints).
+
+        ``status`` (healthy, degraded, unhealthy) comes from the health check,
+        which the caller runs: projections know nothing of Redis.
 
         ``stats`` has the job counts (``total`` = every job ever enqueued) and
         ``amounts``: per currency, the minor units in each bucket and ``enqueued``.
@@ -63,7 +66,7 @@ class QueueStats:
             for currency, buckets in sorted(self.by_currency.items())
         }
         return {
-            "status": "ok",
+            "status": status,
             "stats": counts,
             "timestamp": format_time(self.now),
             "position": self.position,

@@ -1,9 +1,8 @@
 """``reconcile``: run every reconciliation check over the log and collect one report.
 
 Checks are plain callables ``(engine) -> CheckResult``, passed in by the caller.
-Today the only check is the statement diff (``--statement``). The projection
-replay-diff and the money-conservation check belong to the projections package;
-they plug in through ``projection_checks`` below.
+The projection replay-diff and money conservation come from the projections
+package (``projection_checks``); the statement diff runs with ``--statement``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from sqlalchemy.engine import Engine
 
 from ledger.audit.settled import Settlement, completed_settlements
 from ledger.audit.statement import StatementDiff, StatementLine, diff_statement
-from ledger.settings import Settings
 from ledger.store import EventStore
 
 
@@ -53,16 +51,54 @@ class ReconcileReport:
         }
 
 
-def projection_checks(settings: Settings) -> list[ReconcileCheck]:
-    """INTEGRATION HOOK: the projections package's checks, built from settings.
+def projection_checks() -> list[ReconcileCheck]:
+    """The projections' checks: (1) replay into scratch and diff with live, (2) conservation.
 
-    The integrator adds here (1) the replay of the log into scratch projections
-    diffed against the live ones and (2) money conservation per currency
-    (enqueued = completed + in flight + waiting + dead-lettered). Until then this
-    returns no checks, and ``reconcile`` says which checks ran.
+    The live projections are caught up first; the replay runs once and both
+    checks read its report. Conservation is checked in the live tables and in the
+    fresh replay: per currency, enqueued = completed + waiting + delayed +
+    processing + failed (between attempts) + dead-lettered, in jobs and in money.
     """
-    del settings
-    return []
+    from projections import reconcile as projection_reconcile
+    from projections.runner import Projector
+
+    reports: dict[int, projection_reconcile.CheckReport] = {}
+
+    def report(engine: Engine) -> projection_reconcile.CheckReport:
+        key = id(engine)
+        if key not in reports:
+            store = EventStore(engine)
+            Projector(store).catch_up()
+            reports[key] = projection_reconcile.check(store)
+        return reports[key]
+
+    def replay(engine: Engine) -> CheckResult:
+        found = report(engine)
+        ok = found.difference_count == 0
+        summary = (
+            f"live projections equal a fresh replay at position {found.position}"
+            if ok
+            else f"{found.difference_count} projection rows differ from a fresh replay"
+        )
+        details = {"position": found.position, "problems": found.problems()}
+        return CheckResult("projections", ok, summary, details)
+
+    def conservation(engine: Engine) -> CheckResult:
+        found = report(engine)
+        balances = [*found.live, *found.replayed]
+        unbalanced = [item.currency for item in balances if not item.balanced]
+        summary = (
+            f"money conserved in {len(found.live)} currencies (live and replayed)"
+            if not unbalanced
+            else f"money not conserved in {sorted(set(unbalanced))}"
+        )
+        details = {
+            "live": [item.as_dict() for item in found.live],
+            "replayed": [item.as_dict() for item in found.replayed],
+        }
+        return CheckResult("conservation", not unbalanced, summary, details)
+
+    return [replay, conservation]
 
 
 def read_settlements(engine: Engine) -> Iterable[Settlement]:

@@ -225,16 +225,16 @@ def reconcile_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Reconcile the log: against the provider's statement (and the projections' checks).
+    """Reconcile: replay the log into scratch projections and diff them with the live ones,
+    check money conservation per currency, and (with --statement) diff completed
+    settlements against the provider's statement.
 
     Exit 0 when everything agrees, 1 otherwise.
     """
     settings = load_settings()
-    checks: list[ReconcileCheck] = list(projection_checks(settings))
+    checks: list[ReconcileCheck] = projection_checks()
     if statement is not None:
         checks.append(statement_check(_read_statement(statement)))
-    if not checks:
-        raise InvalidRequest("nothing to reconcile: pass --statement FILE.csv")
     with _engine(settings) as engine, translate_errors():
         report = reconcile(engine, checks)
     if as_json:

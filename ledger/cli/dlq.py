@@ -36,7 +36,13 @@ def list_dead_lettered(
     if as_json:
         print_json(page.as_api())
         return
-    table = Table(title=f"dead-lettered jobs {start}..{end} of {page.count} (newest first)")
+    print_dlq(page)
+
+
+def print_dlq(page: queries.DlqPage) -> None:
+    """The page as a table: job, when, amount, user, attempts, why."""
+    title = f"dead-lettered jobs {page.start}..{page.end} of {page.count} (newest first)"
+    table = Table(title=title)
     for column in ("job", "dead-lettered", "amount", "user", "attempts", "failed reason"):
         table.add_column(column)
     for entry in page.jobs:

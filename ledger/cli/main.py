@@ -7,7 +7,7 @@ import sys
 import typer
 
 # each module registers its commands on the app when imported
-from ledger.cli import audit, dlq, log, projections, serve, worker  # noqa: F401
+from ledger.cli import audit, demo, dlq, log, projections, serve, worker  # noqa: F401
 from ledger.cli.app import app, err_console
 from ledger.errors import LedgerError
 

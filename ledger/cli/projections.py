@@ -134,9 +134,21 @@ def stats(
                 replay(store, until_time=moment, on_batch=bar)
             result = queries.stats(store.engine, moment, SCRATCH)
     if as_json:
-        print_json(result.as_api())
+        print_json(result.as_api(_status()))
     else:
         print_stats(result, title="as of " + format_time(result.now))
+
+
+def _status() -> str:
+    """The health part of the stats object: ask the log and the hot queue."""
+    from ledger.health import check_health, queue_status
+    from ledger.service import build_ledger
+
+    ledger = build_ledger(load_settings())
+    try:
+        return queue_status(check_health(ledger))
+    finally:
+        ledger.close()
 
 
 def print_stats(result: QueueStats, *, title: str) -> None:
@@ -172,6 +184,11 @@ def history(
     if as_json:
         print_json(found.as_api())
         return
+    print_history(found)
+
+
+def print_history(found: queries.JobHistory) -> None:
+    """The job's summary line and its timeline table (time, event, attempt, actor, reason)."""
     first = found.events[0].data["request"]
     console.print(
         f"job {found.job_id}: {found.state}; "

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from ledger.cli.app import app, fail, load_settings
-from ledger.http.auth import parse_tokens
 
 
 def is_loopback(host: str) -> bool:
@@ -41,6 +40,8 @@ def serve(
     On the embedded default (no LEDGER_REDIS_URL) the server also runs the
     projection follower and, with --handler, a worker: one command, whole system.
     """
+    from ledger.http.auth import parse_tokens  # FastAPI loads only for this command
+
     settings = load_settings()
     if handler is not None:
         if settings.redis_url is not None:

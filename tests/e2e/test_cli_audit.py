@@ -160,8 +160,9 @@ def test_reconcile_reports_each_difference_once(
     path = write_statement(tmp_path, lines)
     result = run_ledger("reconcile", "--statement", str(path), "--json")
     assert result.returncode == 1
-    (check,) = orjson.loads(result.stdout)["checks"]
-    details = check["details"]
+    checks = {check["name"]: check for check in orjson.loads(result.stdout)["checks"]}
+    assert checks["projections"]["ok"] and checks["conservation"]["ok"]
+    details = checks["statement"]["details"]
     assert [m["idempotencyKey"] for m in details["missingFromStatement"]] == ["key-4"]
     assert [m["idempotencyKey"] for m in details["extraInStatement"]] == ["key-9"]
     assert [m["idempotencyKey"] for m in details["mismatches"]] == ["key-1"]
@@ -187,9 +188,20 @@ def test_reconcile_refuses_a_malformed_statement(
     assert "statement line 3: amount '10.01'" in one_line_error(
         run_ledger("reconcile", "--statement", str(path)), 2
     )
-    assert "nothing to reconcile" in one_line_error(run_ledger("reconcile"), 2)
     missing = run_ledger("reconcile", "--statement", str(tmp_path / "nope.csv"))
     assert "cannot read statement" in one_line_error(missing, 2)
+
+
+def test_reconcile_without_a_statement_checks_the_projections(
+    run_ledger: RunLedger, log: list[StoredEvent]
+) -> None:
+    result = run_ledger("reconcile", "--json")
+    assert result.returncode == 0, result.stderr
+    report = orjson.loads(result.stdout)
+    assert report["ok"] is True
+    assert [check["name"] for check in report["checks"]] == ["projections", "conservation"]
+    conserved = report["checks"][1]["details"]["live"]
+    assert {item["currency"] for item in conserved} == {"JPY", "KRW", "USD"}
 
 
 def test_roles_prints_the_script(run_ledger: RunLedger) -> None:

@@ -64,7 +64,7 @@ def one_error_line(result: subprocess.CompletedProcess[str], code: int, text: st
 
 def test_stats_json_is_the_api_object(run_ledger: RunLedger, store: EventStore) -> None:
     empty = json_of(run_ledger("stats", "--json"))
-    assert empty["status"] == "ok" and empty["stats"]["total"] == 0
+    assert empty["status"] == "healthy" and empty["stats"]["total"] == 0
     seed(store)
     found = json_of(run_ledger("stats", "--json"))
     stats = found["stats"]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import JobNotFound, NotInDeadLetterQueue
-from ledger.health import check_health
+from ledger.health import check_health, queue_status
 from ledger.http.auth import READERS, Principal, Role, require
 from ledger.http.projections import fresh_engine
 from projections import queries
@@ -20,25 +20,14 @@ router = APIRouter(prefix="/api/queue", tags=["queue"])
 MAX_PAGE = 1000
 
 
-def queue_status(request: Request) -> str:
-    """``healthy`` when the log and Redis answer and no lease has expired unnoticed."""
-    report = check_health(request.app.state.ledger)
-    if not report.database:
-        return "unhealthy"
-    if not report.redis or (report.depths is not None and report.depths.expired_leases):
-        return "degraded"
-    return "healthy"
-
-
 @router.get("/stats")
 def queue_stats(
     request: Request, _who: Annotated[Principal, Depends(require(*READERS))]
 ) -> dict[str, Any]:
     """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts."""
     engine = fresh_engine(request)
-    document = queries.stats(engine, datetime.now(UTC)).as_api()
-    document["status"] = queue_status(request)
-    return document
+    status_now = queue_status(check_health(request.app.state.ledger))
+    return queries.stats(engine, datetime.now(UTC)).as_api(status_now)
 
 
 @router.get("/failed")

@@ -1,0 +1,172 @@
+"""``ledger demo``: the whole system on one machine, end to end, reproducibly.
+
+A fresh SQLite ledger, settlements from a flaky client (some sent twice with the
+same key), workers against a simulated payment gateway that fails transiently
+and refuses a few accounts, an operator requeueing one dead-lettered job, then
+the auditor's checks. The CLI renders what this returns.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ledger import migrate
+from ledger.gateway import SimulatedGateway
+from ledger.request import SettlementRequest
+from ledger.service import Ledger, build_ledger
+from ledger.settings import Settings
+from ledger.worker import Worker, WorkerOptions
+
+#: share of settlements a flaky client sends twice with the same idempotency key
+DUPLICATE_RATE = 0.1
+OPERATOR = "demo-operator"
+
+Tick = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    jobs: int = 1000
+    fail_rate: float = 0.1
+    seed: int = 7
+    database: Path = Path("ledger-demo.db")
+    concurrency: int = 8
+
+
+@dataclass
+class DemoRun:
+    """What happened, for the report."""
+
+    settings: Settings
+    enqueued: int = 0
+    duplicates_sent: int = 0
+    duplicates_deduplicated: int = 0
+    requeued_job: str | None = None
+    gateway: SimulatedGateway = field(default_factory=SimulatedGateway)
+
+
+def demo_settings(database: Path) -> Settings:
+    """Embedded default, with retries fast enough to watch (tens of milliseconds)."""
+    return Settings(
+        database_url=f"sqlite:///{database}",
+        redis_url=None,
+        sqlite_synchronous="NORMAL",
+        default_max_attempts=4,
+        retry_base_seconds=0.02,
+        retry_cap_seconds=0.2,
+        sweep_seconds=0.2,
+        relay_grace_seconds=0.2,
+    )
+
+
+def fresh_database(database: Path) -> None:
+    """Remove a previous demo's file (and its WAL side files), then migrate."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    migrate.upgrade(f"sqlite:///{database}")
+
+
+def settlements(options: DemoOptions) -> list[SettlementRequest]:
+    """Deterministic settlements: 50 users, 12 places, KRW mostly, some USD."""
+    rng = random.Random(options.seed)
+    requests = []
+    for n in range(options.jobs):
+        usd = rng.random() < 0.15
+        requests.append(
+            SettlementRequest(
+                user_id=f"user-{rng.randrange(50):03d}",
+                place_id=f"place-{rng.randrange(12):02d}",
+                mission_id=f"mission-{rng.randrange(30):02d}",
+                amount=rng.randrange(100, 5_000) if usd else rng.randrange(1, 50) * 1_000,
+                currency="USD" if usd else "KRW",
+                idempotency_key=f"scan-{options.seed}-{n:06d}",
+                metadata={"qr_token": f"qr-{rng.getrandbits(48):012x}", "receipt_id": f"r-{n}"},
+            )
+        )
+    return requests
+
+
+def run_demo(options: DemoOptions, on_enqueue: Tick, on_settled: Tick) -> DemoRun:
+    """Run the demo; ``on_enqueue``/``on_settled`` are told progress (jobs so far)."""
+    fresh_database(options.database)
+    run = DemoRun(settings=demo_settings(options.database))
+    run.gateway = SimulatedGateway(seed=options.seed, fail_rate=options.fail_rate)
+    ledger = build_ledger(run.settings)
+    ids = random.Random(options.seed)
+    ledger.store.new_job_id = lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4))
+    try:
+        _enqueue(ledger, options, run, on_enqueue)
+        _work(ledger, run.gateway, options, lambda: _settled(ledger, on_settled))
+        run.requeued_job = _operator_requeues_one(ledger, run.gateway)
+        if run.requeued_job is not None:
+            _work(ledger, run.gateway, options, lambda: _settled(ledger, on_settled))
+    finally:
+        ledger.close()
+    return run
+
+
+def _enqueue(ledger: Ledger, options: DemoOptions, run: DemoRun, tick: Tick) -> None:
+    flaky = random.Random(options.seed + 1)
+    for n, request in enumerate(settlements(options), start=1):
+        ledger.enqueue(request, actor="scan-verify")
+        run.enqueued += 1
+        if flaky.random() < DUPLICATE_RATE:  # the client timed out and sent it again
+            run.duplicates_sent += 1
+            if not ledger.enqueue(request, actor="scan-verify").created:
+                run.duplicates_deduplicated += 1
+        tick(n)
+
+
+def _work(
+    ledger: Ledger, gateway: SimulatedGateway, options: DemoOptions, poll: Callable[[], None]
+) -> None:
+    """A burst worker in a thread (it exits when nothing is left), polled for progress."""
+    worker = Worker(
+        ledger,
+        gateway,
+        WorkerOptions(
+            concurrency=options.concurrency,
+            prefetch=64,
+            burst=True,
+            lease=timedelta(seconds=30),
+            sweep_seconds=ledger.settings.sweep_seconds,
+            idle_seconds=0.05,
+        ),
+        worker_id="demo-worker",
+    )
+    thread = threading.Thread(target=worker.run, name="demo-worker")
+    thread.start()
+    while thread.is_alive():
+        poll()
+        thread.join(0.1)
+    poll()
+
+
+def _settled(ledger: Ledger, tick: Tick) -> None:
+    from projections import queries
+    from projections.runner import Projector
+
+    Projector(ledger.store).catch_up()
+    stats = queries.stats(ledger.engine, datetime.now(UTC))
+    tick(stats.count("completed") + stats.count("dlq"))
+
+
+def _operator_requeues_one(ledger: Ledger, gateway: SimulatedGateway) -> str | None:
+    """The operator checks the oldest dead-lettered job's account, fixes it, requeues it."""
+    from projections import queries
+
+    page = queries.dlq_page(ledger.engine, 0, -1)
+    if not page.jobs:
+        return None
+    oldest = page.jobs[-1]
+    gateway.fixed.add(str(oldest.request["idempotency_key"]))
+    ledger.requeue_from_dlq(
+        oldest.job_id, actor=OPERATOR, reason="account re-verified with the customer"
+    )
+    return oldest.job_id

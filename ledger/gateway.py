@@ -1,0 +1,71 @@
+"""A simulated payment gateway: a handler for demos, load tests and trying the ledger out.
+
+Decisions are a pure function of (seed, idempotency key, attempt), so a run is
+reproducible whatever order the worker threads take. Like a real provider it
+deduplicates by idempotency key: paying the same key twice charges once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+
+from ledger.claims import ClaimedJob
+from ledger.errors import PermanentFailure
+
+
+def chance(seed: int, *parts: object) -> float:
+    """A deterministic number in [0, 1) for ``parts`` under ``seed``."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    idempotency_key: str
+    amount: int
+    currency: str
+
+
+@dataclass
+class SimulatedGateway:
+    """Fails transiently at ``fail_rate`` per attempt; refuses ``permanent_rate`` of keys."""
+
+    seed: int = 0
+    fail_rate: float = 0.1
+    permanent_rate: float = 0.01
+    #: keys an operator fixed (their account was verified): no longer refused
+    fixed: set[str] = field(default_factory=set)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, job: ClaimedJob) -> None:
+        key = job.idempotency_key
+        with self._lock:
+            self.calls += 1
+        if key not in self.fixed and self.refuses(key):
+            raise PermanentFailure("account closed at the payment provider")
+        if chance(self.seed, key, job.attempt) < self.fail_rate:
+            raise TimeoutError("payment gateway timed out")
+        with self._lock:
+            self.payments.setdefault(key, Payment(key, job.request.amount, job.request.currency))
+
+    def refuses(self, key: str) -> bool:
+        return chance(self.seed, key, "permanent") < self.permanent_rate
+
+    def statement_csv(self, settled_at: str) -> str:
+        """The provider's report of what it paid (what `ledger reconcile --statement` reads)."""
+        lines = ["idempotency_key,amount,currency,settled_at"]
+        with self._lock:
+            for payment in sorted(self.payments.values(), key=lambda p: p.idempotency_key):
+                lines.append(
+                    f"{payment.idempotency_key},{payment.amount},{payment.currency},{settled_at}"
+                )
+        return "\n".join(lines) + "\n"
+
+
+def accept_all(job: ClaimedJob) -> None:
+    """A handler that pays everything at once (for `ledger serve --handler` try-outs)."""
+    del job
