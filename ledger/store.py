@@ -273,7 +273,7 @@ class EventStore:
     def read_stream(self, job_id: str) -> list[StoredEvent]:
         """Every event of one job, in version order (empty if there is no such job)."""
         query = (
-            sa.select(events_table)
+            sa.select(*_EVENT_COLUMNS)
             .where(events_table.c.job_id == job_id)
             .order_by(events_table.c.version)
         )
@@ -295,7 +295,7 @@ class EventStore:
         """
         while True:
             query = (
-                sa.select(events_table)
+                sa.select(*_EVENT_COLUMNS)
                 .where(events_table.c.position > after)
                 .order_by(events_table.c.position)
                 .limit(page_size)
@@ -412,16 +412,43 @@ def _seal(
     return event, row
 
 
-def _to_event(row: sa.Row[Any]) -> StoredEvent:
+#: the columns a ``StoredEvent`` is read from, in the order ``_to_event`` unpacks them
+_EVENT_COLUMNS = tuple(
+    events_table.c[name]
+    for name in (
+        "position",
+        "job_id",
+        "version",
+        "type",
+        "data",
+        "occurred_at",
+        "actor",
+        "idempotency_key",
+        "prev_hash",
+        "hash",
+    )
+)
+_EVENT_TYPES = {member.value: member for member in EventType}
+
+
+def _to_event(row: Sequence[Any]) -> StoredEvent:
+    # unpacked by position: named access on a Row costs a lookup per field, and
+    # replay reads every event of the log through here
+    (position, job_id, version, kind, data, occurred_at, actor, key, prev, digest) = row
+    # SQLite keeps UTC without an offset; PostgreSQL answers in the session's zone
+    if occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    else:
+        occurred_at = occurred_at.astimezone(UTC)
     return StoredEvent(
-        position=row.position,
-        job_id=row.job_id,
-        version=row.version,
-        type=EventType(row.type),
-        data=orjson.loads(row.data),
-        occurred_at=to_utc(row.occurred_at),
-        actor=row.actor,
-        idempotency_key=row.idempotency_key,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
+        position,
+        job_id,
+        version,
+        _EVENT_TYPES[kind],
+        orjson.loads(data),
+        occurred_at,
+        actor,
+        key,
+        prev,
+        digest,
     )
