@@ -140,7 +140,8 @@ def test_stats_from_rows_moves_delayed_out_of_waiting() -> None:
     api = result.as_api()
     assert api["stats"]["waiting"] == 1 and api["stats"]["delayed"] == 2
     assert api["stats"]["dlq"] == 1 and api["stats"]["total"] == 4
-    assert api["position"] == 9 and api["status"] == "ok"
+    assert api["position"] == 9 and api["status"] == "healthy"
+    assert result.as_api("degraded")["status"] == "degraded"
     assert api["timestamp"] == "2026-01-01T00:00:00.000000Z"
     assert all(balance.balanced for balance in balances(result))
 
