@@ -17,6 +17,8 @@ from projections import queries
 router = APIRouter(prefix="/api", tags=["audit"])
 
 MAX_EVENTS = 1000
+#: positions are 64-bit signed integers in both databases
+MAX_POSITION = 2**63 - 1
 
 #: the API's group names → the projection's column names
 GROUP_COLUMNS = {"day": "day", "user": "user_id", "place": "place_id", "mission": "mission_id"}
@@ -26,7 +28,9 @@ GROUP_COLUMNS = {"day": "day", "user": "user_id", "place": "place_id", "mission"
 def list_events(
     request: Request,
     _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
-    after: Annotated[int, Query(ge=0, description="Return events after this position.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Return events after this position.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
     user_id: Annotated[str | None, Query(alias="userId", min_length=1, max_length=128)] = None,
     place_id: Annotated[str | None, Query(alias="placeId", min_length=1, max_length=128)] = None,
