@@ -7,6 +7,7 @@ the app runs over its own freshly migrated SQLite file in a temporary folder.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,7 +33,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_ledger))
 
 @schema.parametrize()
 @settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "40")),
+    derandomize=not os.environ.get("LEDGER_FUZZ_EXAMPLES"),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
