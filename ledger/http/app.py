@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -57,6 +58,8 @@ def app_from_environment() -> FastAPI:
     from ledger.service import build_ledger
     from ledger.settings import Settings
 
+    # the ledger's own lines (job ids, hashed keys) beside uvicorn's access log
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     settings = Settings()
     ledger = build_ledger(settings)
     background = None
