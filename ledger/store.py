@@ -349,13 +349,31 @@ class EventStore:
         found: dict[str, int] = {}
         for start in range(0, len(job_ids), 500):
             chunk = job_ids[start : start + 500]
-            rows = conn.execute(
-                sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
-                .where(events_table.c.job_id.in_(chunk))
-                .group_by(events_table.c.job_id)
-            )
-            found.update({job_id: int(version) for job_id, version in rows})
+            found.update({job_id: int(v) for job_id, v in conn.execute(_latest(conn, chunk)) if v})
         return found
+
+
+def _latest(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
+    """Each job's latest version, one backward index probe per job.
+
+    On PostgreSQL a correlated ``max(version)`` per id uses the unique
+    ``(job_id, version)`` index whatever the planner's statistics say (an
+    ``IN (…) GROUP BY`` on a never-analysed table was planned as a full scan,
+    making appends slower as the log grew).
+    """
+    if conn.dialect.name != "postgresql":
+        return (
+            sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
+            .where(events_table.c.job_id.in_(job_ids))
+            .group_by(events_table.c.job_id)
+        )
+    ids = sa.values(sa.column("job_id", sa.String), name="ids").data([(j,) for j in job_ids])
+    latest = (
+        sa.select(sa.func.max(events_table.c.version))
+        .where(events_table.c.job_id == ids.c.job_id)
+        .scalar_subquery()
+    )
+    return sa.select(ids.c.job_id, latest)
 
 
 def _db_time(moment: datetime) -> datetime:
