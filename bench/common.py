@@ -8,6 +8,7 @@ run (a peer not installed, a ledger module not merged yet) raises
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -33,6 +34,8 @@ class Sizes:
     """How big each workload is (``--quick`` shrinks them)."""
 
     repeats: int = 3
+    #: repeats of the queue workloads (a full pass over every peer takes ~30 min here)
+    queue_repeats: int = 3
     append_single: int = 5_000
     append_batched: int = 50_000
     jobs: int = 20_000
@@ -46,12 +49,13 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(
             repeats=1,
-            append_single=500,
+            queue_repeats=1,
+            append_single=300,
             append_batched=5_000,
-            jobs=2_000,
-            retry_jobs=1_000,
-            big_log=100_000,
-            mid_log=20_000,
+            jobs=1_000,
+            retry_jobs=400,
+            big_log=50_000,
+            mid_log=10_000,
             queries=50,
             drain_timeout=60.0,
         )
@@ -81,13 +85,16 @@ class Outcome:
 
 def median_figures(runs: Sequence[Measure]) -> Measure:
     keys = {key for run in runs for key in run}
-    return {
-        key: statistics.median(run[key] for run in runs if key in run) for key in sorted(keys)
-    }
+    return {key: statistics.median(run[key] for run in runs if key in run) for key in sorted(keys)}
 
 
 def repeat(
-    system: str, workload: str, fn: Callable[[], Measure], repeats: int, *, log: Callable[[str], None]
+    system: str,
+    workload: str,
+    fn: Callable[[], Measure],
+    repeats: int,
+    *,
+    log: Callable[[str], None],
 ) -> Outcome:
     """Run ``fn`` ``repeats`` times; keep every run and the median of each figure."""
     outcome = Outcome(system, workload)
@@ -181,10 +188,8 @@ class Children:
                 _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for proc in self.procs:
             # the group may hold forked children even when the leader has exited
             _signal_group(proc.pid, signal.SIGKILL)
@@ -200,7 +205,5 @@ class Children:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -12,6 +12,7 @@ Deterministic for a given seed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -70,8 +71,14 @@ def enqueued(record: dict[str, Any], actor: str = "service") -> NewEvent:
 
 
 def _attempt(number: int, now: datetime, worker: str) -> NewEvent:
-    lease_until = format_time(now + LEASE)
+    lease_until = _formatted(now + LEASE)
     return NewEvent(EventType.ATTEMPTED, {"attempt": number, "lease_until": lease_until}, worker)
+
+
+@functools.lru_cache(maxsize=16)
+def _formatted(moment: datetime) -> str:
+    """``format_time``, remembered (a batch shares one time)."""
+    return format_time(moment)
 
 
 def _failure(number: int, now: datetime, worker: str, last: bool) -> list[NewEvent]:
@@ -83,7 +90,7 @@ def _failure(number: int, now: datetime, worker: str, last: bool) -> list[NewEve
     if last:
         dead = {"attempt": number, "reason": "attempts exhausted"}
         return [failed, NewEvent(EventType.DEAD_LETTERED, dead, "system")]
-    requeued = {"due_at": format_time(now), "reason": "gateway timeout", "source": "retry"}
+    requeued = {"due_at": _formatted(now), "reason": "gateway timeout", "source": "retry"}
     return [failed, NewEvent(EventType.REQUEUED, requeued, "system")]
 
 

@@ -23,7 +23,8 @@ MAX_ATTEMPTS = 3
 _STAMP = b"%17.6f\n"
 STAMP_BYTES = 18
 
-_fd: tuple[int, int] | None = None  # (pid, fd): reopened after a fork
+#: pid → fd of the marks file (a forked child opens its own)
+_fds: dict[int, int] = {}
 
 
 class JobFailed(Exception):
@@ -41,12 +42,12 @@ def kind_of(index: int, *, retry_mix: bool) -> str:
 
 
 def _marks_fd() -> int:
-    global _fd
     pid = os.getpid()
-    if _fd is None or _fd[0] != pid:
-        path = os.environ[MARKS_ENV]
-        _fd = (pid, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
-    return _fd[1]
+    fd = _fds.get(pid)
+    if fd is None:
+        fd = os.open(os.environ[MARKS_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _fds[pid] = fd
+    return fd
 
 
 def mark() -> None:

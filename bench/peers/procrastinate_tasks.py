@@ -1,4 +1,7 @@
-"""Procrastinate app for the benchmark (``procrastinate --app=bench.peers.procrastinate_tasks.app``)."""
+"""Procrastinate app for the benchmark.
+
+Workers: ``procrastinate --app=bench.peers.procrastinate_tasks.app worker``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from bench.jobs import MAX_ATTEMPTS, run_job
 
 app = App(
     connector=PsycopgConnector(
-        conninfo=os.environ.get("BENCH_PROCRASTINATE_DSN", "host=127.0.0.1 user=postgres dbname=test")
+        conninfo=os.environ.get(
+            "BENCH_PROCRASTINATE_DSN", "host=127.0.0.1 user=postgres dbname=test"
+        )
     )
 )
 
