@@ -43,7 +43,7 @@ class Sizes:
     big_log: int = 1_000_000
     mid_log: int = 100_000
     queries: int = 200
-    drain_timeout: float = 300.0
+    drain_timeout: float = 900.0
 
     @classmethod
     def quick(cls) -> Sizes:

@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only) if args.only else None
     backends = args.backend or ["sqlite", "postgres"]
     run = Run(sizes, work_dir, backends, only, log)
+    stem = started.strftime("%Y-%m-%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    partial = RESULTS / f"{stem}.json.tmp"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    run.on_outcome = lambda: partial.write_bytes(
+        orjson.dumps([o.as_dict() for o in run.outcomes], option=orjson.OPT_INDENT_2)
+    )
     try:
         with own_redis(work_dir) as redis_base:
             meta = {
@@ -117,12 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - clock, 1)
     # other work on the machine skews every figure; ratios in one run skew least
     meta["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    stem = started.strftime("%Y-%m-%dT%H%M%SZ") + ("-quick" if args.quick else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     document = {**meta, "outcomes": [o.as_dict() for o in run.outcomes]}
     (RESULTS / f"{stem}.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     text = markdown(run.outcomes, meta)
     (RESULTS / f"{stem}.md").write_text(text)
+    partial.unlink(missing_ok=True)
     print(text)
     log(f"wrote bench/results/{stem}.json and .md")
     return 0

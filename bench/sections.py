@@ -27,6 +27,8 @@ class Run:
     only: set[str] | None
     log: Log
     outcomes: list[Outcome] = field(default_factory=list)
+    #: called after every workload (the runner saves partial results with it)
+    on_outcome: Callable[[], None] = lambda: None
 
     def wants(self, *names: str) -> bool:
         return self.only is None or bool(self.only & set(names))
@@ -38,6 +40,7 @@ class Run:
             system, workload, fn, self.sizes.repeats if repeats is None else repeats, log=self.log
         )
         self.outcomes.append(outcome)
+        self.on_outcome()
         return outcome
 
 
