@@ -181,3 +181,37 @@ def markdown(outcomes: Sequence[Outcome], meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.report RESULT.json[.tmp]``: the tables of a (partial) result file."""
+    import sys
+    from pathlib import Path
+
+    import orjson
+
+    document = orjson.loads(Path(argv[0]).read_bytes())
+    if isinstance(document, list):  # a partial file: outcomes only
+        document = {"outcomes": document, **PARTIAL_META}
+    outcomes = [
+        Outcome(o["system"], o["workload"], o["figures"], o["runs"], o["unavailable"], o["error"])
+        for o in document["outcomes"]
+    ]
+    sys.stdout.write(markdown(outcomes, document))
+    return 0
+
+
+PARTIAL_META: dict[str, Any] = {
+    "started": "(partial)",
+    "quick": False,
+    "sizes": {"repeats": "?", "queue_repeats": "?", "jobs": 0, "retry_jobs": 0, "mid_log": 0,
+              "big_log": 0},
+    "machine": {"nproc": "?", "memory": "?", "python": "?", "redis": "?", "postgres": "?",
+                "sqlite": "?", "loadavg_at_start": "?"},
+}  # fmt: skip
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

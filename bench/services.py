@@ -156,8 +156,36 @@ def postgres_version() -> str:
 
 
 @contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database on the same server; yields its SQLAlchemy URL. Dropped after.
+
+    The ledger serialises appends with ``pg_advisory_xact_lock`` on one fixed key,
+    and advisory locks are per database, not per schema: in a schema of the shared
+    ``test`` database every append would queue behind other sessions' test appends
+    (and slow them down). A database of its own isolates both sides.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        raise NotAvailable(f"PostgreSQL is not reachable: {exc.orig}") from None
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@contextmanager
 def ledger_database(backend: str, work_dir: Path) -> Iterator[str]:
-    """A freshly migrated, empty ledger database on ``backend``; yields its URL."""
+    """A freshly migrated, empty ledger database on ``backend``; yields its URL.
+
+    PostgreSQL: a fresh database (see ``postgres_database``), not only a schema.
+    """
     from ledger import migrate
 
     if backend == "sqlite":
@@ -170,6 +198,6 @@ def ledger_database(backend: str, work_dir: Path) -> Iterator[str]:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    with postgres_schema("bench_ledger") as (_schema, url):
+    with postgres_database("bench_ledger") as url:
         migrate.upgrade(url)
         yield url
