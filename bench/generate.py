@@ -158,6 +158,20 @@ def _batches(
         yield batch
 
 
+#: batches after which the generator refreshes the planner's statistics
+ANALYZE_AFTER = frozenset({0, 3, 20, 100})
+
+
+def analyze(engine: Engine) -> None:
+    """``ANALYZE events``: without statistics PostgreSQL plans the store's version
+    look-up (``job_id IN (…)``) as a sequential scan, so each batch costs O(log
+    size); a server with autovacuum (off on this machine) would do this itself."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE events")
+
+
 def check_histories(stored: list[StoredEvent]) -> None:
     """Fold each job's events through the one transition table (raises if illegal)."""
     by_job: dict[str, list[StoredEvent]] = defaultdict(list)
@@ -190,6 +204,8 @@ def generate(
     for number, batch in enumerate(_batches(rng, n_events, batch_events, clock)):
         result = store.append_many(batch)
         jobs += len(batch)
+        if number in ANALYZE_AFTER:
+            analyze(engine)
         if number % check_every == 0:
             check_histories(result.events)
         clock.now += step

@@ -159,18 +159,19 @@ def _rq(system: str) -> Callable[[PeerContext, int, int, bool], Measure]:
     return lambda ctx, n, w, mix: rq_peer.run_drain(ctx, n, w, mix, system=system)
 
 
+# order: the targets first (fastest Redis peer, the durable peer), slowest last
 PEERS = [
     QueueSystem("dramatiq", dramatiq_peer.enqueue, dramatiq_peer.run_drain),
-    QueueSystem("celery", celery_peer.enqueue, celery_peer.run_drain),
-    QueueSystem("rq-simple", rq_peer.enqueue, _rq("rq-simple")),
-    QueueSystem("rq-fork", None, _rq("rq-fork")),  # same enqueue as rq-simple
-    QueueSystem("arq", arq_peer.enqueue, arq_peer.run_drain),
     QueueSystem(
         "procrastinate",
         procrastinate_peer.enqueue,
         procrastinate_peer.run_drain,
         procrastinate_peer.session,
     ),
+    QueueSystem("rq-simple", rq_peer.enqueue, _rq("rq-simple")),
+    QueueSystem("celery", celery_peer.enqueue, celery_peer.run_drain),
+    QueueSystem("arq", arq_peer.enqueue, arq_peer.run_drain),
+    QueueSystem("rq-fork", None, _rq("rq-fork")),  # same enqueue as rq-simple
 ]
 
 
