@@ -1,0 +1,85 @@
+"""Run one read-side workload in a child process, so its peak RSS is its own.
+
+``python -m bench.child rebuild|verify URL`` prints one JSON object:
+``{"events": …, "seconds": …, "peak_rss_mb": …}`` (peak RSS from
+``getrusage(RUSAGE_SELF)``, i.e. the whole child: interpreter, imports, work).
+Exit 3 with ``{"unavailable": "…"}`` when the module is not there yet.
+
+The adapters below are the plug-in points: each is the one call into a module
+another issue owns. They follow those modules' interfaces as written in their
+worktrees on 2026-11-26; if a merge changes a signature, fix it here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import resource
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from ledger.db import create_engine
+from ledger.store import EventStore
+
+
+def require(module: str) -> None:
+    """``NotAvailable``-style check without importing bench.common (keep the child lean)."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise LookupError(f"not available yet: {module} missing")
+
+
+def rebuild(url: str) -> int:
+    """Full rebuild of every projection from event 0 (issue 4: ``projections.runner``)."""
+    require("projections.runner")
+    from projections import runner
+
+    engine = create_engine(url)
+    try:
+        # rebuild returns the live position reached: the event count of a gap-free log
+        return int(runner.rebuild(EventStore(engine)))
+    finally:
+        engine.dispose()
+
+
+def verify(url: str) -> int:
+    """The tamper-evidence walk over the whole log (issue 6: ``ledger.audit.verify``)."""
+    require("ledger.audit.verify")
+    from ledger.audit import verify as audit_verify
+
+    engine = create_engine(url)
+    try:
+        result = audit_verify.verify_log(engine)
+        if not result.ok:
+            raise RuntimeError(f"verify found a problem in a generated log: {result.problem}")
+        return int(result.checked)
+    finally:
+        engine.dispose()
+
+
+WORKLOADS = {"rebuild": rebuild, "verify": verify}
+
+
+def main(argv: list[str]) -> int:
+    name, url = argv
+    out: dict[str, Any]
+    try:
+        started = time.perf_counter()
+        events = WORKLOADS[name](url)
+        seconds = time.perf_counter() - started
+    except LookupError as exc:
+        sys.stdout.write(orjson.dumps({"unavailable": str(exc)}).decode() + "\n")
+        return 3
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"events": events, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}
+    sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,302 @@
+"""Plug-in points for the ledger workloads that need code from other issues.
+
+Each function raises ``NotAvailable("not available yet: <module> missing")``
+until that module is merged, and runs the workload once it is:
+
+=====================  ==========================================  ==========
+workload               needs                                        issue
+=====================  ==========================================  ==========
+``ledger_enqueue``     ``ledger.worker`` present (the service then  3
+                       reaches Redis); ``Ledger.enqueue_many`` for
+                       the batched variant
+``ledger_drain``       ``ledger worker --handler M:F --concurrency  3
+                       N`` (CLI), ``LEDGER_*`` settings
+``rebuild``            ``projections.runner.rebuild(store)``        4
+``verify``             ``ledger.audit.verify.verify_log(engine)``   6
+``audit_queries``      ``projections.queries.dlq_page/totals``,     4, 6
+                       ``ledger.audit.queries.fetch_events``
+=====================  ==========================================  ==========
+
+The one-call adapters for rebuild and verify live in bench/child.py (run in a
+child process for a clean peak RSS); the handler the ledger worker runs is
+bench/ledger_handler.py. Those and the functions below are the only places to
+touch when a merged interface differs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from bench.common import Measure, NotAvailable, child_env, rate
+from bench.generate import START, request_record
+from bench.jobs import MAX_ATTEMPTS, kind_of
+from bench.peers.base import PeerContext, drain
+from ledger.db import create_engine
+from ledger.request import SettlementRequest
+from ledger.store import EventStore
+
+BATCH = 100
+
+
+def require(module: str) -> None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise NotAvailable(f"not available yet: {module} missing")
+
+
+# -- queue workloads (issue 3) -------------------------------------------------
+
+
+def _settings_env(ctx: PeerContext, url: str, queue: str) -> dict[str, str]:
+    return {
+        "LEDGER_DATABASE_URL": url,
+        "LEDGER_REDIS_URL": ctx.redis_url("ledger"),
+        "LEDGER_QUEUE_NAME": queue,
+        # retries after ~1 ms, like the peers' retry-heavy settings
+        "LEDGER_RETRY_BASE_SECONDS": "0.001",
+        "LEDGER_RETRY_CAP_SECONDS": "0.01",
+    }
+
+
+def _build(ctx: PeerContext, url: str, queue: str) -> Any:
+    from ledger.service import build_ledger
+    from ledger.settings import Settings
+
+    env = _settings_env(ctx, url, queue)
+    return build_ledger(
+        Settings(
+            database_url=url,
+            redis_url=env["LEDGER_REDIS_URL"],
+            queue_name=queue,
+            retry_base_seconds=0.001,
+            retry_cap_seconds=0.01,
+        )
+    )
+
+
+def _requests(n: int, retry_mix: bool) -> list[SettlementRequest]:
+    rng = random.Random(20)
+    requests = []
+    for index in range(n):
+        record = request_record(rng, index)
+        record["metadata"] = {
+            **record["metadata"],
+            "bench_kind": kind_of(index, retry_mix=retry_mix),
+        }
+        requests.append(SettlementRequest(**record))
+    return requests
+
+
+def _enqueue_all(ledger: Any, requests: list[SettlementRequest], batched: bool) -> None:
+    if not batched:
+        for request in requests:
+            ledger.enqueue(request, max_attempts=MAX_ATTEMPTS)
+        return
+    enqueue_many = getattr(ledger, "enqueue_many", None)
+    if enqueue_many is None:
+        raise NotAvailable("not available yet: Ledger.enqueue_many missing")
+    # TODO(merge, issue 3): the batched call's signature, if it differs
+    for start in range(0, len(requests), BATCH):
+        enqueue_many(requests[start : start + BATCH], max_attempts=MAX_ATTEMPTS)
+
+
+def ledger_enqueue(ctx: PeerContext, url: str, n: int, batched: bool) -> Measure:
+    """Enqueue through the Ledger service (SQL log, then the Redis hot queue)."""
+    require("ledger.worker")
+    requests = _requests(n, retry_mix=False)
+    ledger = _build(ctx, url, f"b{uuid.uuid4().hex[:8]}")
+    try:
+        started = time.perf_counter()
+        _enqueue_all(ledger, requests, batched)
+        seconds = time.perf_counter() - started
+    finally:
+        ledger.close()
+    return {"jobs_per_s": rate(n, seconds)}
+
+
+def _log_size(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def ledger_drain(
+    ctx: PeerContext, url: str, n: int, workers: int, retry_mix: bool, *, name: str
+) -> Measure:
+    """N jobs through ``ledger worker`` processes; also events/s written by the workers."""
+    require("ledger.worker")
+    queue = f"b{uuid.uuid4().hex[:8]}"
+    requests = _requests(n, retry_mix)
+    before: list[int] = []
+
+    def enqueue_all(_count: int, _mix: bool) -> None:
+        ledger = _build(ctx, url, queue)
+        try:
+            _enqueue_all(ledger, requests, batched=hasattr(ledger, "enqueue_many"))
+        finally:
+            ledger.close()
+        before.append(_log_size(url))
+
+    # TODO(merge, issue 3): add --concurrency if the default is not what we compare
+    argv = [
+        sys.executable,
+        "-m",
+        "ledger.cli.main",
+        "worker",
+        "--handler",
+        "bench.ledger_handler:noop",
+    ]
+    figures = drain(
+        ctx,
+        name=name,
+        n=n,
+        retry_mix=retry_mix,
+        enqueue_all=enqueue_all,
+        worker_argvs=[argv] * workers,
+        env=_settings_env(ctx, url, queue),
+    )
+    written = _log_size(url) - before[0]
+    span = n / figures["jobs_per_s"]
+    figures["events_per_s"] = rate(written, span)
+    return figures
+
+
+# -- rebuild and verify (issues 4 and 6), in a child process --------------------
+
+
+def run_child(workload: str, url: str, module: str) -> Measure:
+    require(module)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.child", workload, url],
+        env=child_env({}),
+        capture_output=True,
+        timeout=1800,
+        check=False,
+    )
+    lines = proc.stdout.decode().strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"bench.child {workload} failed: {proc.stderr.decode()[-2000:]}")
+    out = orjson.loads(lines[-1])
+    if "unavailable" in out:
+        raise NotAvailable(out["unavailable"])
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.child {workload} exited {proc.returncode}")
+    return {
+        "events_per_s": rate(out["events"], out["seconds"]),
+        "events": float(out["events"]),
+        "peak_rss_mb": float(out["peak_rss_mb"]),
+    }
+
+
+def rebuild(url: str) -> Measure:
+    return run_child("rebuild", url, "projections.runner")
+
+
+def verify(url: str) -> Measure:
+    return run_child("verify", url, "ledger.audit.verify")
+
+
+# -- audit query latencies ------------------------------------------------------
+
+
+def latencies(call: Callable[[int], object], count: int) -> Measure:
+    """p50/p99 (ms) of ``count`` calls (each gets its index); one warm-up call first."""
+    call(-1)
+    samples = []
+    for index in range(count):
+        started = time.perf_counter()
+        call(index)
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    return {"p50_ms": statistics.median(samples), "p99_ms": p99, "queries": float(count)}
+
+
+def _sample_job_ids(engine: sa.Engine, count: int) -> list[str]:
+    with engine.connect() as conn:
+        head = int(conn.execute(sa.text("SELECT max(position) FROM events")).scalar_one())
+        rng = random.Random(5)
+        positions = [rng.randint(1, head) for _ in range(count + 1)]
+        rows = conn.execute(
+            sa.text("SELECT job_id FROM events WHERE position IN :p").bindparams(
+                sa.bindparam("p", expanding=True)
+            ),
+            {"p": positions},
+        )
+        return [row.job_id for row in rows]
+
+
+def audit_job_history(url: str, count: int) -> Measure:
+    """One job's full history (``EventStore.read_stream``): available now."""
+    engine = create_engine(url)
+    try:
+        store = EventStore(engine)
+        job_ids = _sample_job_ids(engine, count)
+        return latencies(lambda i: store.read_stream(job_ids[i % len(job_ids)]), count)
+    finally:
+        engine.dispose()
+
+
+def audit_dlq_page(url: str, count: int) -> Measure:
+    """The first page of the DLQ view (issue 4); needs the projections rebuilt first."""
+    require("projections.queries")
+    from projections import queries
+
+    engine = create_engine(url)
+    try:
+        return latencies(lambda _i: queries.dlq_page(engine, 0, 49), count)
+    finally:
+        engine.dispose()
+
+
+def audit_totals_per_day(url: str, count: int) -> Measure:
+    """Completed totals per currency per day over the whole log (issue 4)."""
+    require("projections.queries")
+    from projections import queries
+
+    engine = create_engine(url)
+    try:
+        return latencies(lambda _i: queries.totals(engine, group_by=("day",)), count)
+    finally:
+        engine.dispose()
+
+
+def audit_user_day(url: str, count: int, days: int = 30) -> Measure:
+    """One user's events for one day (issue 6: ``ledger.audit.queries``)."""
+    require("ledger.audit.queries")
+    from ledger.audit import queries as audit_queries
+
+    rng = random.Random(6)
+    engine = create_engine(url)
+
+    def one(_index: int) -> object:
+        day = START + timedelta(days=rng.randrange(days))
+        filters = audit_queries.EventFilters(
+            user_id=f"user-{rng.randrange(10_000):05d}",
+            from_time=day,
+            to_time=day + timedelta(days=1),
+        )
+        return list(audit_queries.iter_events(engine, filters))
+
+    try:
+        return latencies(one, count)
+    finally:
+        engine.dispose()

@@ -1,0 +1,229 @@
+"""The run's sections: the log on each backend, the big log, and the queues (peers + ledger)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import ledger_log, ledger_plugins
+from bench.common import Measure, NotAvailable, Outcome, Sizes, repeat
+from bench.generate import generate
+from bench.peers import arq_peer, celery_peer, dramatiq_peer, procrastinate_peer, rq_peer
+from bench.peers.base import PeerContext
+from bench.services import ledger_database
+from ledger.db import create_engine
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Run:
+    sizes: Sizes
+    work_dir: Path
+    backends: list[str]
+    only: set[str] | None
+    log: Log
+    outcomes: list[Outcome] = field(default_factory=list)
+    #: called after every workload (the runner saves partial results with it)
+    on_outcome: Callable[[], None] = lambda: None
+
+    def wants(self, *names: str) -> bool:
+        return self.only is None or bool(self.only & set(names))
+
+    def measure(
+        self, system: str, workload: str, fn: Callable[[], Measure], repeats: int | None = None
+    ) -> Outcome:
+        outcome = repeat(
+            system, workload, fn, self.sizes.repeats if repeats is None else repeats, log=self.log
+        )
+        self.outcomes.append(outcome)
+        self.on_outcome()
+        return outcome
+
+
+# -- 1. the log: append, enqueue (SQL only), read, physical floor ----------------
+
+
+def log_section(run: Run, backend: str) -> None:
+    system = f"ledger-{backend}"
+    sizes, work = run.sizes, run.work_dir
+
+    def fresh(fn: Callable[[str], Measure]) -> Callable[[], Measure]:
+        def measure() -> Measure:
+            with ledger_database(backend, work) as url:
+                return fn(url)
+
+        return measure
+
+    if run.wants("append"):
+        run.measure(
+            system,
+            "append-single",
+            fresh(lambda u: ledger_log.append_single(u, sizes.append_single)),
+        )
+        run.measure(
+            system,
+            "append-batched",
+            fresh(lambda u: ledger_log.append_batched(u, sizes.append_batched)),
+        )
+        run.measure(
+            system,
+            "store-enqueue",
+            fresh(lambda u: ledger_log.store_enqueue(u, sizes.append_single)),
+        )
+    if run.wants("floor", "append"):
+        floor_section(run, backend)
+
+
+def floor_section(run: Run, backend: str) -> None:
+    """The same rows through the ledger and through the driver alone."""
+    system = f"ledger-{backend}"
+    with ledger_database(backend, run.work_dir) as source:
+        ledger_log.append_batched(source, run.sizes.append_batched)
+        rows = ledger_log.dump_rows(source)
+        run.measure(system, "read-all", lambda: ledger_log.read_all(source))
+        run.measure(system, "floor-scan", lambda: ledger_log.floor_scan(source))
+    for batch in (100, 1000):
+
+        def insert(batch: int = batch) -> Measure:
+            with ledger_database(backend, run.work_dir) as target:
+                return ledger_log.floor_insert(target, rows, batch)
+
+        run.measure(system, f"floor-insert-{batch}", insert)
+
+
+# -- 2. a big generated log: generation, replay read, rebuild, verify, audit -------
+
+
+def big_log_section(run: Run, backend: str) -> None:
+    system = f"ledger-{backend}"
+    sizes = run.sizes
+    with ledger_database(backend, run.work_dir) as url:
+        run.measure(system, "generate-mid", lambda: _generate(url, sizes.mid_log), repeats=1)
+        if run.wants("rebuild"):
+            run.measure(system, "rebuild-mid", lambda: ledger_plugins.rebuild(url))
+    with ledger_database(backend, run.work_dir) as url:
+        run.measure(system, "generate-big", lambda: _generate(url, sizes.big_log), repeats=1)
+        if run.wants("generate", "read"):
+            run.measure(system, "read-all-big", lambda: ledger_log.read_all(url))
+            run.measure(system, "floor-scan-big", lambda: ledger_log.floor_scan(url))
+        if run.wants("verify"):
+            run.measure(system, "verify-big", lambda: ledger_plugins.verify(url))
+        rebuilt = None
+        if run.wants("rebuild", "audit"):
+            rebuilt = run.measure(system, "rebuild-big", lambda: ledger_plugins.rebuild(url))
+        if run.wants("audit"):
+            audit_section(run, system, url, projections_ready=bool(rebuilt and rebuilt.figures))
+
+
+def _generate(url: str, n: int) -> Measure:
+    engine = create_engine(url)
+    try:
+        result = generate(engine, n)
+    finally:
+        engine.dispose()
+    return {"events_per_s": result.events_per_s, "events": float(result.events)}
+
+
+def audit_section(run: Run, system: str, url: str, *, projections_ready: bool) -> None:
+    count = run.sizes.queries
+    run.measure(system, "audit-job-history", lambda: ledger_plugins.audit_job_history(url, count))
+    run.measure(system, "audit-user-day", lambda: ledger_plugins.audit_user_day(url, count))
+    for workload, fn in (
+        ("audit-dlq-page", ledger_plugins.audit_dlq_page),
+        ("audit-totals-day", ledger_plugins.audit_totals_per_day),
+    ):
+        if projections_ready:
+            run.measure(system, workload, lambda fn=fn: fn(url, count))
+        else:
+            run.outcomes.append(
+                Outcome(system, workload, unavailable="needs the projections (rebuild) first")
+            )
+
+
+# -- 3. queues: enqueue, drain, retry-heavy for every peer and the ledger ----------
+
+
+@dataclass(frozen=True)
+class QueueSystem:
+    name: str
+    enqueue: Callable[[PeerContext, int, bool], Measure] | None
+    drain: Callable[[PeerContext, int, int, bool], Measure]
+    session: Callable[[PeerContext], contextlib.AbstractContextManager[Any]] | None = None
+
+
+def _rq(system: str) -> Callable[[PeerContext, int, int, bool], Measure]:
+    return lambda ctx, n, w, mix: rq_peer.run_drain(ctx, n, w, mix, system=system)
+
+
+# order: the targets first (fastest Redis peer, the durable peer), slowest last
+PEERS = [
+    QueueSystem("dramatiq", dramatiq_peer.enqueue, dramatiq_peer.run_drain),
+    QueueSystem(
+        "procrastinate",
+        procrastinate_peer.enqueue,
+        procrastinate_peer.run_drain,
+        procrastinate_peer.session,
+    ),
+    QueueSystem("rq-simple", rq_peer.enqueue, _rq("rq-simple")),
+    QueueSystem("celery", celery_peer.enqueue, celery_peer.run_drain),
+    QueueSystem("arq", arq_peer.enqueue, arq_peer.run_drain),
+    QueueSystem("rq-fork", None, _rq("rq-fork")),  # same enqueue as rq-simple
+]
+
+
+def ledger_systems(backends: list[str], work: Path) -> list[QueueSystem]:
+    """The ledger as a queue system per backend; each workload gets a fresh database."""
+    systems = []
+    for backend in backends:
+        name = f"ledger-{backend}"
+
+        def enqueue(ctx: PeerContext, n: int, batched: bool, backend: str = backend) -> Measure:
+            ledger_plugins.require("ledger.worker")
+            with ledger_database(backend, work) as url:
+                return ledger_plugins.ledger_enqueue(ctx, url, n, batched)
+
+        def run_drain(
+            ctx: PeerContext, n: int, w: int, mix: bool, backend: str = backend, name: str = name
+        ) -> Measure:
+            ledger_plugins.require("ledger.worker")
+            with ledger_database(backend, work) as url:
+                return ledger_plugins.ledger_drain(ctx, url, n, w, mix, name=name)
+
+        systems.append(QueueSystem(name, enqueue, run_drain))
+    return systems
+
+
+def queue_section(run: Run, ctx: PeerContext, systems: list[QueueSystem]) -> None:
+    sizes = run.sizes
+    for system in systems:
+        try:
+            session = system.session(ctx) if system.session else contextlib.nullcontext()
+            with session:
+                _queue_workloads(run, ctx, system, sizes)
+        except NotAvailable as exc:
+            run.log(f"  {system.name}: not available: {exc}")
+            run.outcomes.append(Outcome(system.name, "enqueue-single", unavailable=str(exc)))
+
+
+def _queue_workloads(run: Run, ctx: PeerContext, system: QueueSystem, sizes: Sizes) -> None:
+    name = system.name
+    enqueue = system.enqueue
+    repeats = sizes.queue_repeats
+    if enqueue is not None and run.wants("enqueue"):
+        for batched in (False, True):
+            label = "enqueue-batched" if batched else "enqueue-single"
+            run.measure(name, label, lambda b=batched: enqueue(ctx, sizes.jobs, b), repeats)
+    if run.wants("drain"):
+        for workers in (1, 2):
+            run.measure(
+                name,
+                f"drain-{workers}",
+                lambda w=workers: system.drain(ctx, sizes.jobs, w, False),
+                repeats,
+            )
+    if run.wants("retry"):
+        run.measure(name, "retry-2", lambda: system.drain(ctx, sizes.retry_jobs, 2, True), repeats)
