@@ -219,3 +219,10 @@ __all__ = [
     "unique_queue",
     "wait_until",
 ]
+
+
+def on_stacks(stacks: list[tuple[str, str]]) -> pytest.MarkDecorator:
+    """Run a module's tests on each (database, Redis) pair, e.g. ("sqlite", "fakeredis")."""
+    return pytest.mark.parametrize(
+        ("db_backend", "redis_backend"), stacks, ids=["-".join(stack) for stack in stacks]
+    )

@@ -17,25 +17,14 @@ from ledger.health import check_health
 from ledger.lifecycle import JobStatus
 from ledger.service import ClaimedJob, Ledger, Outcome
 from tests.factories import request
-from tests.queue_fixtures import delete_queue_keys, summarise, wait_until
+from tests.queue_fixtures import delete_queue_keys, on_stacks, summarise, wait_until
 
 STACKS = [("sqlite", "fakeredis"), ("sqlite", "redis"), ("postgres", "redis")]
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=STACKS, ids=["-".join(s) for s in STACKS])
-def stack(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def db_backend(stack: tuple[str, str]) -> str:
-    return stack[0]
-
-
-@pytest.fixture
-def redis_backend(stack: tuple[str, str]) -> str:
-    return stack[1]
+# direct parametrization overrides the db_backend/redis_backend fixtures for this module
+pytestmark = on_stacks(STACKS)
 
 
 def enqueue(ledger: Ledger, key: str = "k1", **kwargs: object) -> str:

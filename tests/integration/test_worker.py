@@ -5,31 +5,18 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import pytest
-
 from ledger.lifecycle import JobStatus
 from ledger.service import ClaimedJob, Ledger
 from ledger.worker import Worker, WorkerOptions
 from tests.factories import request
 from tests.faults.handlers import async_ok, mixed
-from tests.queue_fixtures import summarise, wait_until
+from tests.queue_fixtures import on_stacks, summarise, wait_until
 
 STACKS = [("sqlite", "fakeredis"), ("postgres", "redis")]
 
 
-@pytest.fixture(params=STACKS, ids=["-".join(s) for s in STACKS])
-def stack(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def db_backend(stack: tuple[str, str]) -> str:
-    return stack[0]
-
-
-@pytest.fixture
-def redis_backend(stack: tuple[str, str]) -> str:
-    return stack[1]
+# direct parametrization overrides the db_backend/redis_backend fixtures for this module
+pytestmark = on_stacks(STACKS)
 
 
 def options(**changes: object) -> WorkerOptions:
