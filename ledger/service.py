@@ -83,21 +83,35 @@ class Ledger:
         If Redis is down after the commit the job is still enqueued (the log is
         the truth) and the relay pushes it later; the caller is not told to retry.
         """
-        result = self.store.enqueue(
-            request,
+        (result,) = self.enqueue_many(
+            [request], delay=delay, max_attempts=max_attempts, actor=actor
+        )
+        return result
+
+    def enqueue_many(
+        self,
+        requests: Sequence[SettlementRequest],
+        *,
+        delay: timedelta | None = None,
+        max_attempts: int | None = None,
+        actor: str = "service",
+    ) -> list[EnqueueResult]:
+        """``enqueue`` for a batch: one SQL transaction, then one Redis push for the new jobs."""
+        results = self.store.enqueue_many(
+            requests,
             max_attempts=max_attempts or self.settings.default_max_attempts,
             delay=delay,
             actor=actor,
         )
-        if result.created and result.event is not None:
-            job = apply(None, result.event)
+        jobs = [apply(None, r.event) for r in results if r.created and r.event is not None]
+        if jobs:
             try:
-                self.queue.push([(job.job_id, placement(job)[1])], [job])
+                self.queue.push([(job.job_id, placement(job)[1]) for job in jobs], jobs)
             except QueueUnavailable as error:
                 log.warning(
-                    "job %s enqueued but not pushed (%s); the relay will", job.job_id, error
+                    "%d jobs enqueued but not pushed (%s); the relay will", len(jobs), error
                 )
-        return result
+        return results
 
     # -- claiming ----------------------------------------------------------------
 

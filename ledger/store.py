@@ -179,31 +179,57 @@ class EventStore:
         different request: ``IdempotencyConflict``, nothing appended. A ``delay``
         makes the job due that long after the event's own time (one clock).
         """
+        (result,) = self.enqueue_many(
+            [request], max_attempts=max_attempts, delay=delay, actor=actor
+        )
+        return result
+
+    def enqueue_many(
+        self,
+        requests: Sequence[SettlementRequest],
+        *,
+        max_attempts: int,
+        delay: timedelta | None = None,
+        actor: str = "service",
+    ) -> list[EnqueueResult]:
+        """``enqueue`` for a batch, in one transaction; results in the order of ``requests``.
+
+        All or nothing: one conflicting key (against the log or within the batch)
+        raises ``IdempotencyConflict`` and appends nothing. A key repeated with
+        the same request maps to the one job.
+        """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if delay is not None and delay < timedelta(0):
             raise ValueError("delay must not be negative")
-        fingerprint = request.fingerprint()
         with self._writing() as (conn, head):
-            existing = conn.execute(
-                sa.select(events_table.c.job_id, events_table.c.data).where(
-                    events_table.c.idempotency_key == request.idempotency_key
-                )
-            ).first()
-            if existing is not None:
-                if orjson.loads(existing.data)["fingerprint"] != fingerprint:
-                    raise IdempotencyConflict(request.idempotency_key, existing.job_id)
-                return EnqueueResult(existing.job_id, created=False)
-            data: dict[str, Any] = {
-                "request": request.as_record(),
-                "fingerprint": fingerprint,
-                "max_attempts": max_attempts,
-                "due_at": None,
-            }
-            new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
-            job_id = self.new_job_id()
-            (stored,) = self._insert(conn, head, [StreamAppend(job_id, 0, [new])])
-        return EnqueueResult(job_id, created=True, event=stored)
+            known = _known_keys(conn, [request.idempotency_key for request in requests])
+            results: list[EnqueueResult | None] = []
+            appends: list[StreamAppend] = []
+            for request in requests:
+                key, fingerprint = request.idempotency_key, request.fingerprint()
+                if key in known:
+                    job_id, seen = known[key]
+                    if seen != fingerprint:
+                        raise IdempotencyConflict(key, job_id)
+                    results.append(EnqueueResult(job_id, created=False))
+                    continue
+                job_id = self.new_job_id()
+                known[key] = (job_id, fingerprint)
+                data: dict[str, Any] = {
+                    "request": request.as_record(),
+                    "fingerprint": fingerprint,
+                    "max_attempts": max_attempts,
+                    "due_at": None,
+                }
+                new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
+                appends.append(StreamAppend(job_id, 0, [new]))
+                results.append(None)
+            stored = iter(self._insert(conn, head, appends))
+        return [
+            result or EnqueueResult((event := next(stored)).job_id, created=True, event=event)
+            for result in results
+        ]
 
     @contextmanager
     def _writing(self) -> Iterator[tuple[Connection, LogHead]]:
@@ -374,6 +400,22 @@ def _latest(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
         .scalar_subquery()
     )
     return sa.select(ids.c.job_id, latest)
+
+
+def _known_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Idempotency key → (job id, request fingerprint) for the keys already in the log."""
+    known: dict[str, tuple[str, str]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        rows = conn.execute(
+            sa.select(
+                events_table.c.idempotency_key, events_table.c.job_id, events_table.c.data
+            ).where(events_table.c.idempotency_key.in_(unique[start : start + 500]))
+        )
+        known.update(
+            {key: (job_id, orjson.loads(data)["fingerprint"]) for key, job_id, data in rows}
+        )
+    return known
 
 
 def _db_time(moment: datetime) -> datetime:

@@ -78,6 +78,17 @@ def test_idempotent_enqueue_pushes_once(ledger: Ledger) -> None:
     assert ledger.queue.depths().ready == 1
 
 
+def test_enqueue_many_pushes_each_new_job_once(ledger: Ledger) -> None:
+    first = enqueue(ledger)
+    batch = [request(idempotency_key=f"b{n}") for n in range(5)]
+    results = ledger.enqueue_many([*batch, request(idempotency_key="k1"), batch[0]])
+    assert [r.created for r in results] == [True] * 5 + [False, False]
+    assert results[5].job_id == first
+    assert ledger.queue.depths().ready == 6
+    claimed = ledger.claim("w", 10, LEASE)
+    assert {job.id for job in claimed} == {first, *(r.job_id for r in results[:5])}
+
+
 def test_transient_failure_then_success(ledger: Ledger) -> None:
     job_id = enqueue(ledger)
     held = claim_one(ledger)

@@ -279,3 +279,40 @@ def test_missing_schema_is_a_clear_error(tmp_path: object) -> None:
     with pytest.raises(SchemaNotReady, match="ledger init"):
         EventStore(engine).head()
     engine.dispose()
+
+
+# -- batched enqueue ------------------------------------------------------------------
+
+
+def test_enqueue_many_in_one_transaction(store: EventStore, engine: Engine) -> None:
+    existing = store.enqueue(request(idempotency_key="old"), max_attempts=3)
+    batch = [
+        request(idempotency_key="a"),
+        request(idempotency_key="old"),  # seen before: the existing job
+        request(idempotency_key="b", amount=5),
+        request(idempotency_key="a"),  # repeated in the batch: the same new job
+    ]
+    results = store.enqueue_many(batch, max_attempts=3)
+    assert [r.created for r in results] == [True, False, True, False]
+    assert results[1].job_id == existing.job_id
+    assert results[3].job_id == results[0].job_id
+    assert count(engine) == 3
+    positions = [e.position for e in store.read_all()]
+    assert positions == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "batch_keys_amounts",
+    [
+        [("new", 1), ("old", 99)],  # conflicts with the log
+        [("x", 1), ("x", 2)],  # conflicts within the batch
+    ],
+)
+def test_enqueue_many_conflict_appends_nothing(
+    store: EventStore, engine: Engine, batch_keys_amounts: list[tuple[str, int]]
+) -> None:
+    store.enqueue(request(idempotency_key="old", amount=1), max_attempts=3)
+    batch = [request(idempotency_key=k, amount=a) for k, a in batch_keys_amounts]
+    with pytest.raises(IdempotencyConflict):
+        store.enqueue_many(batch, max_attempts=3)
+    assert count(engine) == 1
