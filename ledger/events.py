@@ -87,6 +87,35 @@ def event_hash(
     Changing, removing, inserting or reordering an event changes this hash or the
     next event's ``prev_hash``, which ``verify`` recomputes.
     """
+    return sealed_hash(
+        prev_hash,
+        position,
+        job_id,
+        version,
+        event_type,
+        data_json,
+        format_time(occurred_at),
+        actor,
+        idempotency_key,
+    )
+
+
+def sealed_hash(
+    prev_hash: str,
+    position: int,
+    job_id: str,
+    version: int,
+    event_type: str,
+    data_json: str,
+    time_text: str,
+    actor: str,
+    idempotency_key: str | None,
+) -> str:
+    """``event_hash`` with the time already in its text form (``format_time``).
+
+    Positional and datetime-free: ``verify`` calls it once per stored row, with the
+    time text formatted by the database.
+    """
     material = orjson.dumps(
         [
             prev_hash,
@@ -95,7 +124,7 @@ def event_hash(
             version,
             event_type,
             data_json,
-            format_time(occurred_at),
+            time_text,
             actor,
             idempotency_key,
         ]
