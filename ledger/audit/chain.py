@@ -18,6 +18,7 @@ gives for the value the ORM would read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -54,19 +55,24 @@ class RawRow(NamedTuple):
 SLOW_TIME = "!"
 
 _DIGIT = "[0-9]"
+#: SQLAlchemy's SQLite text for a time, year 1000 or later (earlier years are unpadded in
+#: ``format_time``: they take the slow way)
 _SQLITE_CANONICAL = (
-    f"{_DIGIT * 4}-{_DIGIT * 2}-{_DIGIT * 2} {_DIGIT * 2}:{_DIGIT * 2}:{_DIGIT * 2}.{_DIGIT * 6}"
+    f"[1-9]{_DIGIT * 3}-{_DIGIT * 2}-{_DIGIT * 2} "
+    f"{_DIGIT * 2}:{_DIGIT * 2}:{_DIGIT * 2}.{_DIGIT * 6}"
 )
 
-#: the hash's time text, computed by the database (``format_time`` has an unpadded year,
-#: hence the ``ltrim``: only years below 1000 start with a zero)
+#: the hash's time text, computed by the database
 _TIME_TEXT = {
+    # the one space is the date/time separator (cheaper than cutting the text apart)
     "sqlite": (
         f"CASE WHEN occurred_at GLOB '{_SQLITE_CANONICAL}' "
-        "THEN ltrim(substr(occurred_at, 1, 10), '0') || 'T' || substr(occurred_at, 12) || 'Z' "
+        "THEN replace(occurred_at, ' ', 'T') || 'Z' "
         f"ELSE '{SLOW_TIME}' || occurred_at END"
     ),
-    # BC instants have no datetime (and to_char hides the era): NULL, which seals nothing
+    # ``format_time`` has an unpadded year, hence the ``ltrim`` (only years below 1000
+    # start with a zero); BC instants have no datetime (and to_char hides the era):
+    # NULL, which seals nothing
     "postgresql": (
         "CASE WHEN occurred_at >= TIMESTAMPTZ '0001-01-01 00:00:00+00' "
         "THEN ltrim(to_char(occurred_at AT TIME ZONE 'UTC', "
@@ -149,18 +155,24 @@ class RowReader:
         """Pages of rows with ``after < position <= until``, in position order.
 
         Rows are plain tuples in ``RawRow`` order (``row()`` makes one a ``RawRow``).
+        The next page is read in a thread while the caller works on this one: the
+        database (its server process, or SQLite's C code) works while Python hashes.
         """
-        while True:
-            page = self._fetch(
-                "WHERE position > ? AND position <= ? ",
-                (after, until, page_size),
-                "ORDER BY position LIMIT " + self._mark,
-            )
-            if page:
-                yield page
-            if len(page) < page_size:
-                return
-            after = page[-1][0]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-read") as reading:
+            ahead = reading.submit(self._page, after, until, page_size)
+            while ahead is not None:
+                page = ahead.result()
+                full = len(page) == page_size
+                ahead = reading.submit(self._page, page[-1][0], until, page_size) if full else None
+                if page:
+                    yield page
+
+    def _page(self, after: int, until: int, page_size: int) -> list[RawValues]:
+        return self._fetch(
+            "WHERE position > ? AND position <= ? ",
+            (after, until, page_size),
+            "ORDER BY position LIMIT " + self._mark,
+        )
 
     def head_position(self) -> int:
         """The highest position in the log (0 when empty)."""

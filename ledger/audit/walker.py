@@ -175,6 +175,7 @@ class Walker:
         by ``check``, which also explains what is wrong.
         """
         jobs, nxt, terminal, rehash = self.jobs, _NEXT, _TERMINAL, sealed_hash
+        enqueued = _ENQUEUED
         next_anchor = min(self.anchors, default=_NO_ANCHOR)
         last_position, last_hash, hash_before_last = (
             self.last_position,
@@ -183,8 +184,21 @@ class Walker:
         )
         checked = self.checked
         for values in page:
-            (position, job_id, version, kind, data, time_text, actor, key) = values[:8]
-            (user_id, place_id, mission_id, prev_hash, digest) = values[8:]
+            (
+                position,
+                job_id,
+                version,
+                kind,
+                data,
+                time_text,
+                actor,
+                key,
+                user_id,
+                place_id,
+                mission_id,
+                prev_hash,
+                digest,
+            ) = values
             after: str | None = None
             if (
                 last_position < position < next_anchor
@@ -192,7 +206,11 @@ class Walker:
                 and time_text is not None
                 and digest
                 == rehash(prev_hash, position, job_id, version, kind, data, time_text, actor, key)
-                and _columns_match(kind, data, user_id, place_id, mission_id, key)
+                and (
+                    user_id is None and place_id is None and mission_id is None and key is None
+                    if kind != enqueued
+                    else _request_matches(data, user_id, place_id, mission_id, key)
+                )
             ):
                 state = jobs.get(job_id)
                 if state is None:
@@ -442,17 +460,10 @@ def rewritten(position: int) -> Problem:
     )
 
 
-def _columns_match(
-    kind: str,
-    data: str,
-    user_id: str | None,
-    place_id: str | None,
-    mission_id: str | None,
-    key: str | None,
+def _request_matches(
+    data: str, user_id: str | None, place_id: str | None, mission_id: str | None, key: str | None
 ) -> bool:
-    """The fast form of ``Walker._columns``: True only when they plainly agree."""
-    if kind != _ENQUEUED:
-        return user_id is None and place_id is None and mission_id is None and key is None
+    """The fast form of ``Walker._columns`` on an ``enqueued`` row: True when they plainly agree."""
     try:
         request = orjson.loads(data)["request"]
         return bool(
