@@ -18,7 +18,7 @@ gives for the value the ORM would read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -159,6 +159,7 @@ class RowReader:
         database (its server process, or SQLite's C code) works while Python hashes.
         """
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-read") as reading:
+            ahead: Future[list[RawValues]] | None
             ahead = reading.submit(self._page, after, until, page_size)
             while ahead is not None:
                 page = ahead.result()

@@ -6,6 +6,7 @@ Thin: parse options, call ``ledger.audit``, format. These need only the database
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,9 @@ def _key(settings: Settings) -> bytes:
 
 # -- verify -----------------------------------------------------------------------
 
+#: ``ledger verify --workers``: one process per core, up to 4 (the database reads too)
+DEFAULT_VERIFY_WORKERS = min(4, os.cpu_count() or 1)
+
 
 @app.command()
 def verify(
@@ -67,6 +71,14 @@ def verify(
         typer.Option(help="A signed checkpoint file: the log must still hold that exact prefix."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes recomputing hashes (ranges of the log in parallel); "
+            "default: the CPU count, at most 4.",
+        ),
+    ] = DEFAULT_VERIFY_WORKERS,
 ) -> None:
     """Check the whole log: every hash and link, every job's versions and lifecycle.
 
@@ -87,6 +99,7 @@ def verify(
                 on_progress=lambda position: progress.update(
                     task, completed=position - from_position + 1
                 ),
+                workers=workers,
             )
     if as_json:
         print_json(_verify_record(result))
