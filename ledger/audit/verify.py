@@ -23,16 +23,8 @@ from sqlalchemy.engine import Engine
 
 from ledger.audit import parallel
 from ledger.audit.chain import RowReader
-from ledger.audit.walker import (
-    Problem,
-    ProblemKind,
-    Progress,
-    RangeOutcome,
-    anchor_missing,
-    late_anchor,
-    rewritten,
-    walk_range,
-)
+from ledger.audit.problems import Problem, ProblemKind, anchor_missing, late_anchor, rewritten
+from ledger.audit.walker import Progress, RangeOutcome, walk_range
 from ledger.events import GENESIS_HASH
 
 __all__ = ["Problem", "ProblemKind", "Progress", "VerifyResult", "verify_log"]

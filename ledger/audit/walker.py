@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import orjson
 
 from ledger.audit.chain import RawRow, RawValues, RowReader, seal
+from ledger.audit.problems import Problem, ProblemKind, anchor_missing, rewritten
 from ledger.events import GENESIS_HASH, EventType, sealed_hash
 from ledger.lifecycle import TERMINAL, TRANSITIONS, JobStatus
 
@@ -54,27 +54,6 @@ _REQUEST_COLUMNS = ("user_id", "place_id", "mission_id", "idempotency_key")
 _NO_ANCHOR = float("inf")
 
 Progress = Callable[[int], None]
-
-
-class ProblemKind(StrEnum):
-    """What is wrong at the first bad position."""
-
-    MODIFIED = "modified"
-    MISSING = "missing"
-    INSERTED = "inserted"
-    OUT_OF_ORDER = "out of order"
-    ILLEGAL_TRANSITION = "illegal transition"
-    BAD_VERSION = "bad version"
-    REWRITTEN = "rewritten"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """The first bad position, what is wrong there, and a sentence for the auditor."""
-
-    position: int
-    kind: ProblemKind
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +349,7 @@ class Walker:
             return None
         passed = [p for p in self.anchors if self.last_position < p < row.position]
         if passed:
-            return self._anchor_missing(
+            return anchor_missing(
                 min(passed), f"the log skips from position {self.last_position} to {row.position}"
             )
         expected = self.anchors.pop(row.position, None)
@@ -423,41 +402,6 @@ class Walker:
         if status is None:
             return Problem(previous.position, ProblemKind.ILLEGAL_TRANSITION, "unknown event type")
         return previous.version, status.value
-
-    # -- checkpoints -----------------------------------------------------------
-
-    def _anchor_missing(self, position: int, why: str) -> Problem:
-        return anchor_missing(position, why)
-
-
-def anchor_missing(position: int, why: str) -> Problem:
-    return Problem(
-        position,
-        ProblemKind.MISSING,
-        f"the checkpointed event at position {position} is gone: {why}",
-    )
-
-
-def late_anchor(last_position: int, anchors: Mapping[int, str]) -> Problem | None:
-    """Checkpoint positions past the end of the walk: the log lost its tail."""
-    if not anchors:
-        return None
-    position = min(anchors)
-    return Problem(
-        last_position + 1,
-        ProblemKind.MISSING,
-        f"the log ends at position {last_position}, but the checkpoint holds "
-        f"position {position}: events from position {last_position + 1} are gone",
-    )
-
-
-def rewritten(position: int) -> Problem:
-    return Problem(
-        position,
-        ProblemKind.REWRITTEN,
-        f"the log up to position {position} differs from the signed checkpoint: it was "
-        "rewritten (with recomputed hashes) after the checkpoint was taken",
-    )
 
 
 def _request_matches(

@@ -6,7 +6,6 @@ Thin: parse options, call ``ledger.audit``, format. These need only the database
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,9 +56,6 @@ def _key(settings: Settings) -> bytes:
 
 # -- verify -----------------------------------------------------------------------
 
-#: ``ledger verify --workers``: one process per core, up to 4 (the database reads too)
-DEFAULT_VERIFY_WORKERS = min(4, os.cpu_count() or 1)
-
 
 @app.command()
 def verify(
@@ -75,10 +71,10 @@ def verify(
         int,
         typer.Option(
             min=1,
-            help="Processes recomputing hashes (ranges of the log in parallel); "
-            "default: the CPU count, at most 4.",
+            help="Processes checking ranges of the log in parallel (worth it with cores "
+            "to spare beyond the database's).",
         ),
-    ] = DEFAULT_VERIFY_WORKERS,
+    ] = 1,
 ) -> None:
     """Check the whole log: every hash and link, every job's versions and lifecycle.
 
