@@ -63,6 +63,8 @@ class WorkerOptions:
     idle_seconds: float = 1.0
     #: most outcomes recorded in one SQL transaction
     batch: int = 500
+    #: how long the flusher waits for more outcomes to join a batch
+    linger_seconds: float = 0.005
     #: how often stale payload cache entries are dropped from Redis
     cleanup_seconds: float = 600.0
 
@@ -160,8 +162,19 @@ class Worker:
     # -- claiming ----------------------------------------------------------------
 
     def _free_slots(self) -> int:
+        """Wait until a claim is worth a transaction, then say how many jobs to claim.
+
+        That is when half the capacity is free, or when a handler thread would
+        otherwise sit idle: claiming each freed slot at once would mean many
+        small claim transactions (each a commit) instead of a few large ones.
+        """
+        wanted = max(1, self.capacity // 2)
         with self._slots:
-            while len(self._held) >= self.capacity and not self._stop.is_set():
+            while (
+                self.capacity - len(self._held) < wanted
+                and len(self._held) >= self.options.concurrency
+                and not self._stop.is_set()
+            ):
                 self._slots.wait(0.5)
             return self.capacity - len(self._held)
 
@@ -216,13 +229,26 @@ class Worker:
                 if self._handlers_done.is_set() and self._outcomes.empty():
                     return
                 continue
-            batch = [first]
-            while len(batch) < self.options.batch:
-                try:
+            self._record(self._gather(first))
+
+    def _gather(self, first: Outcome) -> list[Outcome]:
+        """``first`` and the outcomes that follow within ``linger_seconds`` (up to ``batch``).
+
+        A short linger turns a burst of finishing handlers into one outcome
+        transaction instead of one per handler.
+        """
+        batch = [first]
+        deadline = time.monotonic() + self.options.linger_seconds
+        while len(batch) < self.options.batch:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
                     batch.append(self._outcomes.get_nowait())
-                except queue.Empty:
-                    break
-            self._record(batch)
+                else:
+                    batch.append(self._outcomes.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
 
     def _record(self, batch: list[Outcome]) -> None:
         # about half a minute of retries: a database restart should not cost a retry
