@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -122,32 +122,91 @@ class Ledger:
 
     def claim_batch(self, worker_id: str, n: int, lease: timedelta) -> ClaimBatch:
         """``claim``, also saying when the next delayed job falls due (for the idle wait)."""
-        lease_ms = max(int(lease.total_seconds() * 1000), 1)
-        got = self.queue.claim(n, lease_ms)
-        now = from_ms(got.now_ms)
-        next_due = None if got.next_due_ms is None else from_ms(got.next_due_ms)
-        if not got.job_ids:
-            return ClaimBatch([], now, next_due)
-        lease_until = from_ms(got.now_ms + lease_ms)
-        states = self._states(got.job_ids)
-        appends: list[StreamAppend] = []
-        repair: list[str] = []
-        for job_id in dict.fromkeys(got.job_ids):
-            job = states.get(job_id)
-            if job is None or not may_attempt(job, now):
-                repair.append(job_id)
-                continue
-            event = attempt_event(job, worker_id, lease_until)
-            appends.append(StreamAppend(job_id, job.version, [event]))
-        result = self.store.append_many(appends, skip_stale=True)
+        return self.exchange(worker_id, [], n, lease)[1]
+
+    def exchange(
+        self, worker_id: str, outcomes: Sequence[Outcome], n: int, lease: timedelta
+    ) -> tuple[list[OutcomeResult], ClaimBatch]:
+        """Record ``outcomes`` and claim up to ``n`` more jobs in one SQL transaction.
+
+        A worker's steady state: the outcomes of one batch and the ``attempted``
+        events of the next share one append (one lock, one commit). Each part
+        keeps its own rules: stale outcomes are refused, claims the log refuses
+        are repaired. If Redis cannot be reached the outcomes are still recorded.
+        """
+        rounds = list(_rounds(outcomes)) or [[]]
+        results: dict[int, OutcomeResult] = {}
+        for batch in rounds[:-1]:  # a job with two outcomes in one call: rare
+            results.update(self._exchange_round(worker_id, batch, 0, lease)[0])
+        last, claimed = self._exchange_round(worker_id, rounds[-1], n, lease)
+        results.update(last)
+        return [results[index] for index in range(len(outcomes))], claimed
+
+    def _exchange_round(
+        self, worker_id: str, batch: list[tuple[int, Outcome]], n: int, lease: timedelta
+    ) -> tuple[dict[int, OutcomeResult], ClaimBatch]:
+        outcome_states = {o.job.id: o.job.state for _, o in batch}
+        plan = self._plan_claim(worker_id, n, lease, busy=outcome_states.keys())
+        appends = [
+            StreamAppend(o.job.id, o.job.state.version, self._outcome_events(o)) for _, o in batch
+        ]
+        result = self.store.append_many(appends + plan.appends, skip_stale=True)
+        recorded = [e for e in result.events if e.job_id in outcome_states]
+        attempted = [e for e in result.events if e.job_id not in outcome_states]
+        after = _folded(outcome_states, recorded)
+        self._reflect_quietly(list(after.values()))
         # the payload cache keeps the waiting state it was pushed with: nothing reads a
         # claimed job's entry (outcomes carry their state, the reaper reads the log)
         claimed = [
-            ClaimedJob(job, lease_until, _logged_request(job.request))
-            for job in _folded(states, result.events).values()
+            ClaimedJob(job, plan.lease_until, _logged_request(job.request))
+            for job in _folded(plan.states, attempted).values()
         ]
-        self._repair(repair + [error.job_id for error in result.rejected])
-        return ClaimBatch(claimed, now, next_due)
+        stale = [e.job_id for e in result.rejected if e.job_id in outcome_states]
+        self._repair(plan.repair + [e.job_id for e in result.rejected if e.job_id not in stale])
+        current = self._current_attempts(stale)
+        out: dict[int, OutcomeResult] = {}
+        for index, o in batch:
+            if o.job.id in after:
+                out[index] = OutcomeResult(o.job.id, o.job.attempt, state=after[o.job.id])
+            else:
+                refused = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
+                out[index] = OutcomeResult(o.job.id, o.job.attempt, refused=refused)
+        return out, ClaimBatch(claimed, plan.now, plan.next_due)
+
+    def _plan_claim(
+        self, worker_id: str, n: int, lease: timedelta, *, busy: Collection[str] = ()
+    ) -> _ClaimPlan:
+        """Lease up to ``n`` jobs in Redis and prepare their ``attempted`` events.
+
+        Jobs the log does not allow to start (a stale push, a job in ``busy``:
+        its outcome is in the same append) are left for ``_repair``.
+        """
+        lease_ms = max(int(lease.total_seconds() * 1000), 1)
+        if n <= 0:
+            return _ClaimPlan(now=datetime.now(UTC))
+        try:
+            got = self.queue.claim(n, lease_ms)
+        except QueueUnavailable:
+            if not busy:
+                raise
+            log.warning("Redis cannot be reached: recording outcomes without claiming")
+            return _ClaimPlan(now=datetime.now(UTC))
+        plan = _ClaimPlan(
+            now=from_ms(got.now_ms),
+            next_due=None if got.next_due_ms is None else from_ms(got.next_due_ms),
+            lease_until=from_ms(got.now_ms + lease_ms),
+        )
+        if not got.job_ids:
+            return plan
+        plan.states = self._states([job_id for job_id in got.job_ids if job_id not in busy])
+        for job_id in dict.fromkeys(got.job_ids):
+            job = plan.states.get(job_id)
+            if job is None or job_id in busy or not may_attempt(job, plan.now):
+                plan.repair.append(job_id)
+                continue
+            event = attempt_event(job, worker_id, plan.lease_until)
+            plan.appends.append(StreamAppend(job_id, job.version, [event]))
+        return plan
 
     def renew(self, jobs: Sequence[ClaimedJob], lease: timedelta) -> list[str]:
         """Extend the leases of running jobs (Redis only); returns ids whose lease was lost.
@@ -177,28 +236,9 @@ class Ledger:
 
     def record(self, outcomes: Sequence[Outcome]) -> list[OutcomeResult]:
         """Record many outcomes, one SQL transaction per batch; stale ones are refused."""
-        results: dict[int, OutcomeResult] = {}
-        for batch in _rounds(outcomes):
-            results.update(self._record_round(batch))
-        return [results[n] for n in range(len(outcomes))]
-
-    def _record_round(self, batch: list[tuple[int, Outcome]]) -> dict[int, OutcomeResult]:
-        appends = [
-            StreamAppend(o.job.id, o.job.state.version, self._outcome_events(o)) for _, o in batch
-        ]
-        result = self.store.append_many(appends, skip_stale=True)
-        states = {o.job.id: o.job.state for _, o in batch}
-        after = _folded(states, result.events)
-        self._reflect_quietly(list(after.values()))
-        current = self._current_attempts([e.job_id for e in result.rejected])
-        out: dict[int, OutcomeResult] = {}
-        for n, o in batch:
-            if o.job.id in after:
-                out[n] = OutcomeResult(o.job.id, o.job.attempt, state=after[o.job.id])
-            else:
-                stale = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
-                out[n] = OutcomeResult(o.job.id, o.job.attempt, refused=stale)
-        return out
+        if not outcomes:
+            return []
+        return self.exchange("", outcomes, 0, timedelta(0))[0]
 
     def _outcome_events(self, outcome: Outcome) -> list[NewEvent]:
         held = outcome.job
@@ -385,6 +425,18 @@ def _folded(states: dict[str, Job], events: Sequence[StoredEvent]) -> dict[str, 
     for event in events:
         after[event.job_id] = apply(after.get(event.job_id) or states[event.job_id], event)
     return after
+
+
+@dataclass
+class _ClaimPlan:
+    """What a claim took from Redis and will append: ``attempted`` per job it may start."""
+
+    now: datetime
+    next_due: datetime | None = None
+    lease_until: datetime = field(default_factory=lambda: datetime.now(UTC))
+    states: dict[str, Job] = field(default_factory=dict)
+    appends: list[StreamAppend] = field(default_factory=list)
+    repair: list[str] = field(default_factory=list)
 
 
 def _logged_request(record: Mapping[str, Any]) -> SettlementRequest:

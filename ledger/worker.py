@@ -38,7 +38,7 @@ from datetime import timedelta
 from ledger.errors import LedgerError
 from ledger.handler import Handler, run_handler
 from ledger.lifecycle import JobStatus
-from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome
+from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome, OutcomeResult
 
 log = logging.getLogger("ledger.worker")
 
@@ -114,6 +114,8 @@ class Worker:
         self._stop = threading.Event()
         self._handlers_done = threading.Event()
         self._slots = threading.Condition()
+        #: one claim at a time (the claimer's, or the flusher's with its outcomes)
+        self._claiming = threading.Lock()
         self._held: dict[str, ClaimedJob] = {}
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._pool = ThreadPoolExecutor(
@@ -153,6 +155,8 @@ class Worker:
         finally:
             self._stop.set()
             claimer.join()
+            with self._claiming:  # a claim in progress hands its jobs to the pool first
+                pass
             self._pool.shutdown(wait=True)
             self._handlers_done.set()
             flusher.join()
@@ -161,40 +165,54 @@ class Worker:
 
     # -- claiming ----------------------------------------------------------------
 
-    def _free_slots(self) -> int:
-        """Wait until a claim is worth a transaction, then say how many jobs to claim.
+    def _claim_size(self, held: int) -> int:
+        """How many jobs to claim while holding ``held``, or 0 when not worth a transaction.
 
-        That is when half the capacity is free, or when a handler thread would
-        otherwise sit idle: claiming each freed slot at once would mean many
-        small claim transactions (each a commit) instead of a few large ones.
+        A claim is worth it when half the capacity is free, or when a handler
+        thread would otherwise sit idle: claiming each freed slot at once would
+        mean many small transactions (each a commit) instead of a few large ones.
         """
-        wanted = max(1, self.capacity // 2)
+        free = self.capacity - held
+        if free >= max(1, self.capacity // 2) or held < self.options.concurrency:
+            return free
+        return 0
+
+    def _to_claim(self, releasing: int = 0) -> int:
+        """``_claim_size`` now; ``releasing`` held jobs have their outcomes being recorded."""
+        if self._stop.is_set():
+            return 0
         with self._slots:
-            while (
-                self.capacity - len(self._held) < wanted
-                and len(self._held) >= self.options.concurrency
-                and not self._stop.is_set()
-            ):
-                self._slots.wait(0.5)
-            return self.capacity - len(self._held)
+            return self._claim_size(len(self._held) - releasing)
 
     def _claim_loop(self) -> None:
+        """Claims when the flusher does not: at start, after idling, when handlers starve."""
         while not self._stop.is_set():
-            free = self._free_slots()
-            if self._stop.is_set():
-                return
+            with self._slots:
+                self._slots.wait_for(
+                    lambda: self._stop.is_set() or self._claim_size(len(self._held)) > 0,
+                    timeout=0.5,
+                )
             try:
-                batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
+                batch = self._claim()
             except Exception as error:  # keep claiming: a dead claimer would hang the worker
                 _report("claim", error)
                 self._stop.wait(1.0)
                 continue
-            if batch.jobs:
-                self._start(batch.jobs)
-                continue
-            self._idle(batch)
+            if batch is not None and not batch.jobs:
+                self._idle(batch)
+
+    def _claim(self) -> ClaimBatch | None:
+        with self._claiming:
+            free = self._to_claim()
+            if free <= 0:
+                return None
+            batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
+            self._start(batch.jobs)
+            return batch
 
     def _start(self, jobs: Sequence[ClaimedJob]) -> None:
+        if not jobs:
+            return
         with self._slots:
             for job in jobs:
                 self._held[job.id] = job
@@ -251,25 +269,34 @@ class Worker:
         return batch
 
     def _record(self, batch: list[Outcome]) -> None:
+        """Record the outcomes and, in the same transaction, claim the next jobs."""
+        results: list[OutcomeResult] = []
         # about half a minute of retries: a database restart should not cost a retry
-        for delay in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0):
+        for attempt, delay in enumerate((0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)):
             time.sleep(delay)
-            try:
-                results = self.ledger.record(batch)
+            with self._claiming:
+                # claim only on the first try: a failed append leaves its claims to the reaper
+                free = self._to_claim(releasing=len(batch)) if attempt == 0 else 0
+                try:
+                    results, claimed = self.ledger.exchange(
+                        self.worker_id, batch, free, self.options.lease
+                    )
+                except Exception as error:  # keep the flusher alive; the batch is retried
+                    _report(f"recording {len(batch)} outcomes", error)
+                    continue
+                self._release([outcome.job.id for outcome in batch])
+                self._start(claimed.jobs)
                 break
-            except Exception as error:  # keep the flusher alive; the batch is retried
-                _report(f"recording {len(batch)} outcomes", error)
         else:
             # the leases expire and the reaper retries these attempts: at least once
             log.error("gave up recording %d outcomes; their leases will expire", len(batch))
-            results = []
+            self._release([outcome.job.id for outcome in batch])
         for result in results:
             if result.refused is not None:
                 log.info("%s", result.refused.message)
                 self.stats.count(refused=1)
             elif result.state is not None:
                 self.stats.count(**{_counter(result.state.status): 1})
-        self._release([outcome.job.id for outcome in batch])
 
     def _release(self, job_ids: Sequence[str]) -> None:
         with self._slots:
