@@ -9,7 +9,12 @@ Exactly-once outcomes rest on the store's version check: a claim records
 its attempt produced. Whatever else happened to the job in between (the lease
 was reaped, another worker got there first) moved the version on, so the stale
 append is refused (``StaleAttempt``) and nothing is recorded twice. Batches go
-through ``append_many(..., skip_stale=True)``: one SQL transaction per batch.
+through ``append_many(..., skip_stale=True)``: one SQL transaction per batch, and
+a worker's outcomes share theirs with its next claim (``exchange``).
+
+The hot paths read nothing per job: a claim takes job ids from Redis (one Lua
+call), their states from the payload cache (one ``MGET``; misses from the log
+in one query), and appends every ``attempted`` in one transaction.
 """
 
 from __future__ import annotations

@@ -2,23 +2,28 @@
 
 Threads, one job each:
 
-* the **claimer** leases as many jobs as there are free slots (one SQL
-  transaction per claim batch) and hands them to the handler pool; when nothing
-  is ready it blocks on Redis (``HotQueue.wait``), never spinning;
+* the **flusher** records finished attempts in batches and, in the same SQL
+  transaction, claims the next jobs for the slots they free
+  (``Ledger.exchange``): in steady state one transaction (one commit) per batch
+  moves a worker on by a batch of outcomes and a batch of claims. It waits
+  ``linger_seconds`` for a burst of finishing handlers to join one batch;
+* the **claimer** claims when the flusher does not: at start, after the queue
+  ran dry, or when handler threads would otherwise sit idle; when nothing is
+  ready it blocks on Redis (``HotQueue.wait``), never spinning;
 * the **handler pool** (``concurrency`` threads) runs the handler;
-* the **flusher** records finished attempts in batches (one SQL transaction per
-  batch) and frees their slots;
 * the **main thread** maintains: renews the leases of held jobs (every third of
   a lease), reaps expired leases and runs the relay's sweep (which recovers if
   Redis was flushed) every ``sweep_seconds``, drops stale payload cache entries
   now and then, and in ``burst`` mode stops once the queue is empty.
 
 A worker holds at most ``concurrency + prefetch`` jobs (prefetch defaults to
-``concurrency``), so the next claim overlaps the running handlers. ``stop()``
-(SIGTERM/SIGINT) stops claiming, lets the jobs already handed out (running or
-prefetched) finish, records their outcomes, and returns. Jobs are finished
-rather than handed back because the lifecycle can only return a job to waiting
-through ``failed``, which would spend an attempt of its budget.
+``concurrency``), so the next claim overlaps the running handlers; a claim
+waits until half of that is free (unless handlers would idle), so claims come
+in few large transactions. ``stop()`` (SIGTERM/SIGINT) stops claiming, lets the
+jobs already handed out (running or prefetched) finish, records their outcomes,
+and returns. Jobs are finished rather than handed back because the lifecycle
+can only return a job to waiting through ``failed``, which would spend an
+attempt of its budget.
 """
 
 from __future__ import annotations
