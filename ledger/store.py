@@ -27,7 +27,6 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.db import READ_ONLY, is_sqlite
@@ -307,50 +306,6 @@ class EventStore:
         with self._reading() as conn:
             return [_to_event(row) for row in conn.execute(query)]
 
-    def read_all(
-        self,
-        after: int = 0,
-        *,
-        until_position: int | None = None,
-        until_time: datetime | None = None,
-        page_size: int = 2000,
-    ) -> Iterator[StoredEvent]:
-        """Stream the log in position order from ``after`` (exclusive), in pages.
-
-        Memory stays flat: one page at a time, each read in its own short
-        transaction. ``until_position``/``until_time`` (inclusive) stop early.
-        """
-        while True:
-            query = (
-                sa.select(*_EVENT_COLUMNS)
-                .where(events_table.c.position > after)
-                .order_by(events_table.c.position)
-                .limit(page_size)
-            )
-            if until_position is not None:
-                query = query.where(events_table.c.position <= until_position)
-            if until_time is not None:
-                query = query.where(events_table.c.occurred_at <= _db_time(until_time))
-            with self._reading() as conn:
-                page = [_to_event(row) for row in conn.execute(query)]
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1].position
-
-    def job_id_for_key(self, idempotency_key: str) -> str | None:
-        """The job an idempotency key belongs to, if any."""
-        query = sa.select(events_table.c.job_id).where(
-            events_table.c.idempotency_key == idempotency_key
-        )
-        with self._reading() as conn:
-            return conn.execute(query).scalar_one_or_none()
-
-    def versions(self, job_ids: Sequence[str]) -> dict[str, int]:
-        """Current stream version of each job (jobs with no events are left out)."""
-        with self._reading() as conn:
-            return self._versions(conn, job_ids)
-
     def read_streams(self, job_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
         """Every event of each job, in version order, in one read (unknown jobs left out)."""
         found: dict[str, list[StoredEvent]] = {}
@@ -400,9 +355,7 @@ class EventStore:
             rows = conn.execution_options(yield_per=page_size).execute(query)
             return head, [_to_event(row) for row in rows]
 
-    def changes_after(
-        self, after: int, limit: int = 5000
-    ) -> list[tuple[int, str, EventType]]:
+    def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
         query = (
             sa.select(events_table.c.position, events_table.c.job_id, events_table.c.type)
@@ -412,6 +365,50 @@ class EventStore:
         )
         with self._reading() as conn:
             return [(int(p), j, _EVENT_TYPES[t]) for p, j, t in conn.execute(query)]
+
+    def read_all(
+        self,
+        after: int = 0,
+        *,
+        until_position: int | None = None,
+        until_time: datetime | None = None,
+        page_size: int = 2000,
+    ) -> Iterator[StoredEvent]:
+        """Stream the log in position order from ``after`` (exclusive), in pages.
+
+        Memory stays flat: one page at a time, each read in its own short
+        transaction. ``until_position``/``until_time`` (inclusive) stop early.
+        """
+        while True:
+            query = (
+                sa.select(*_EVENT_COLUMNS)
+                .where(events_table.c.position > after)
+                .order_by(events_table.c.position)
+                .limit(page_size)
+            )
+            if until_position is not None:
+                query = query.where(events_table.c.position <= until_position)
+            if until_time is not None:
+                query = query.where(events_table.c.occurred_at <= _db_time(until_time))
+            with self._reading() as conn:
+                page = [_to_event(row) for row in conn.execute(query)]
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].position
+
+    def job_id_for_key(self, idempotency_key: str) -> str | None:
+        """The job an idempotency key belongs to, if any."""
+        query = sa.select(events_table.c.job_id).where(
+            events_table.c.idempotency_key == idempotency_key
+        )
+        with self._reading() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def versions(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """Current stream version of each job (jobs with no events are left out)."""
+        with self._reading() as conn:
+            return self._versions(conn, job_ids)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -466,56 +463,6 @@ def _latest(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
         .scalar_subquery()
     )
     return sa.select(ids.c.job_id, latest)
-
-
-def _id_array(job_ids: Sequence[str]) -> Any:
-    """``unnest(:ids)`` as a table of one ``job_id`` column (PostgreSQL)."""
-    param = sa.bindparam("ids", list(job_ids), type_=postgresql.ARRAY(sa.String))
-    return sa.func.unnest(param).table_valued("job_id").render_derived(name="ids")
-
-
-def _streams_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
-    """Every event of the jobs ``:ids``, by job and version.
-
-    On PostgreSQL one index range scan per id (a lateral join over the id
-    array), whatever the planner's statistics say; SQLite's ``IN`` uses the index.
-    """
-    if conn.dialect.name != "postgresql":
-        return (
-            sa.select(*_EVENT_COLUMNS)
-            .where(events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)))
-            .order_by(events_table.c.job_id, events_table.c.version)
-        )
-    ids = _id_array(job_ids)
-    stream = (
-        sa.select(*_EVENT_COLUMNS)
-        .where(events_table.c.job_id == ids.c.job_id)
-        .order_by(events_table.c.version)
-        .lateral("stream")
-    )
-    return sa.select(*stream.c).select_from(ids.join(stream, sa.true()))
-
-
-def _latest_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
-    """The last event of each job in ``:ids``: one backward index probe per id."""
-    if conn.dialect.name != "postgresql":
-        later = events_table.alias("later")
-        return sa.select(*_EVENT_COLUMNS).where(
-            events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)),
-            ~sa.exists().where(
-                later.c.job_id == events_table.c.job_id,
-                later.c.version > events_table.c.version,
-            ),
-        )
-    ids = _id_array(job_ids)
-    last = (
-        sa.select(*_EVENT_COLUMNS)
-        .where(events_table.c.job_id == ids.c.job_id)
-        .order_by(events_table.c.version.desc())
-        .limit(1)
-        .lateral("last")
-    )
-    return sa.select(*last.c).select_from(ids.join(last, sa.true()))
 
 
 def _known_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -628,3 +575,56 @@ def _to_event(row: Sequence[Any]) -> StoredEvent:
         prev,
         digest,
     )
+
+
+# -- batched reads for the queue (one statement per batch of job ids) --------------
+
+
+def _id_array(job_ids: Sequence[str]) -> Any:
+    """``unnest(:ids)`` as a table of one ``job_id`` column (PostgreSQL)."""
+    param = sa.bindparam("ids", list(job_ids), type_=sa.ARRAY(sa.String))
+    return sa.func.unnest(param).table_valued("job_id").render_derived(name="ids")
+
+
+def _streams_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
+    """Every event of the jobs ``:ids``, by job and version.
+
+    On PostgreSQL one index range scan per id (a lateral join over the id
+    array), whatever the planner's statistics say; SQLite's ``IN`` uses the index.
+    """
+    if conn.dialect.name != "postgresql":
+        return (
+            sa.select(*_EVENT_COLUMNS)
+            .where(events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+            .order_by(events_table.c.job_id, events_table.c.version)
+        )
+    ids = _id_array(job_ids)
+    stream = (
+        sa.select(*_EVENT_COLUMNS)
+        .where(events_table.c.job_id == ids.c.job_id)
+        .order_by(events_table.c.version)
+        .lateral("stream")
+    )
+    return sa.select(*stream.c).select_from(ids.join(stream, sa.true()))
+
+
+def _latest_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
+    """The last event of each job in ``:ids``: one backward index probe per id."""
+    if conn.dialect.name != "postgresql":
+        later = events_table.alias("later")
+        return sa.select(*_EVENT_COLUMNS).where(
+            events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)),
+            ~sa.exists().where(
+                later.c.job_id == events_table.c.job_id,
+                later.c.version > events_table.c.version,
+            ),
+        )
+    ids = _id_array(job_ids)
+    last = (
+        sa.select(*_EVENT_COLUMNS)
+        .where(events_table.c.job_id == ids.c.job_id)
+        .order_by(events_table.c.version.desc())
+        .limit(1)
+        .lateral("last")
+    )
+    return sa.select(*last.c).select_from(ids.join(last, sa.true()))
