@@ -6,11 +6,11 @@ when), failed, or finished. Idempotent pushes put it there. Nothing is ever
 moved or removed here, only added where missing, so running the relay next to
 live workers is safe: a job already ready, delayed or in flight stays where it is.
 
-* ``recover`` reads the last event of every job not completed, in one query
-  (``EventStore.unfinished``, an anti-join on the ``(job_id, version)`` index),
-  and pushes every live job: at worker start, after Redis lost its keys, and
-  from ``ledger recover``. It reads nothing else, so start-up costs one query
-  and the pushes, not a fold of the whole log.
+* ``recover`` reads the last event of every job not completed, page by page
+  (``EventStore.unfinished``: one walk of the log, one index probe per
+  candidate), and pushes every live job: at worker start, after Redis lost
+  its keys, and from ``ledger recover``. It reads nothing else, so start-up costs one walk
+  of the log's index and the pushes, not a fold of the whole log.
 * ``sweep`` tails the log from the last position it read (job ids and event
   types only) and pushes the jobs a change left waiting, once they have been
   unseen in Redis for a grace period (the writer normally pushes them itself
@@ -23,7 +23,7 @@ A job pushed from a read that a concurrent worker has since overtaken (it
 finished the job meanwhile) costs one refused claim: the claim reads the log
 and the version check refuses the stale attempt (``Ledger.claim_batch``).
 
-Memory holds only the jobs changed within the grace period.
+Memory holds one page, and the jobs changed within the grace period.
 """
 
 from __future__ import annotations
@@ -78,12 +78,22 @@ class Relay:
 
     def recover(self) -> RelayReport:
         """Rebuild the hot queue from the last event of every unfinished job; idempotent."""
-        head, last_events = self.store.unfinished()
-        self.position = head
+        # the sweep tails from here: whatever changes while we read is seen again
+        self.position = self.store.head().position
         self.pending.clear()
-        pushed, restored = self._push(last_events)
+        live = pushed = restored = 0
+        after = 0
+        while True:
+            page = self.store.unfinished(after, self.page_size)
+            page_pushed, page_restored = self._push(page)
+            live += len(page)
+            pushed += page_pushed
+            restored += page_restored
+            if len(page) < self.page_size:
+                break
+            after = page[-1].position
         self.queue.mark_recovered()
-        return RelayReport(self.position, len(last_events), pushed, restored, recovered=True)
+        return RelayReport(self.position, live, pushed, restored, recovered=True)
 
     def sweep(self) -> RelayReport:
         """Catch up with the log and push jobs left waiting, unseen for ``grace_seconds``.

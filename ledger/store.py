@@ -330,30 +330,33 @@ class EventStore:
                     found[event.job_id] = event
         return found
 
-    def unfinished(self, page_size: int = 5000) -> tuple[int, list[StoredEvent]]:
-        """The log head, and the last event of every job not completed, read in one snapshot.
+    def unfinished(self, after: int = 0, limit: int = 5000) -> list[StoredEvent]:
+        """The last event of each job not completed, among the events after ``after``.
 
         A job's last event says where it stands (waiting, due when; processing,
         leased until when; failed; dead), so this is what rebuilding the hot
-        queue needs, without folding the whole log. One anti-join over the
-        ``(job_id, version)`` index, streamed in pages.
+        queue needs, without folding the log. A page in position order (pass the
+        last position seen to read on): the log is walked once, each candidate
+        checked by one backward probe of the ``(job_id, version)`` index.
         """
         later = events_table.alias("later")
+        last_version = (
+            sa.select(sa.func.max(later.c.version))
+            .where(later.c.job_id == events_table.c.job_id)
+            .scalar_subquery()
+        )
         query = (
             sa.select(*_EVENT_COLUMNS)
             .where(
+                events_table.c.position > after,
                 events_table.c.type != EventType.COMPLETED.value,
-                ~sa.exists().where(
-                    later.c.job_id == events_table.c.job_id,
-                    later.c.version > events_table.c.version,
-                ),
+                events_table.c.version == last_version,
             )
             .order_by(events_table.c.position)
+            .limit(limit)
         )
         with self._reading() as conn:
-            head = self._head(conn).position
-            rows = conn.execution_options(yield_per=page_size).execute(query)
-            return head, [_to_event(row) for row in rows]
+            return [_to_event(row) for row in conn.execute(query)]
 
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
