@@ -141,21 +141,26 @@ class Worker:
         return self._stop.is_set()
 
     def run(self) -> WorkerStats:
-        """Refuse an evicting Redis, recover the queue from the log, then work until stopped."""
+        """Refuse an evicting Redis, recover the queue from the log, work until stopped.
+
+        Claiming starts while the recovery runs: the relay only adds what Redis
+        lacks, which is safe next to any claimer (this worker's or another's),
+        and jobs Redis already holds need not wait for it.
+        """
         self.ledger.queue.check_safe()
-        report = self.ledger.recover()
-        log.info(
-            "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
-            self.worker_id,
-            report.live,
-            report.pushed,
-            report.restored,
-        )
         claimer = threading.Thread(target=self._claim_loop, name="ledger-claimer", daemon=True)
         flusher = threading.Thread(target=self._flush_loop, name="ledger-flusher", daemon=True)
         claimer.start()
         flusher.start()
         try:
+            report = self.ledger.recover()
+            log.info(
+                "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
+                self.worker_id,
+                report.live,
+                report.pushed,
+                report.restored,
+            )
             self._maintain_loop()
         finally:
             self._stop.set()
