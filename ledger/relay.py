@@ -78,13 +78,15 @@ class Relay:
 
     def recover(self) -> RelayReport:
         """Rebuild the hot queue from the last event of every unfinished job; idempotent."""
-        # the sweep tails from here: whatever changes while we read is seen again
+        # Jobs changed after this head are left to their writers, which reflect them
+        # in Redis after their commit, and to the sweep, which tails from here: a
+        # lease granted meanwhile and already ended must not be restored.
         self.position = self.store.head().position
         self.pending.clear()
         live = pushed = restored = 0
         after = 0
         while True:
-            page = self.store.unfinished(after, self.page_size)
+            page = self.store.unfinished(after, self.page_size, until=self.position)
             page_pushed, page_restored = self._push(page)
             live += len(page)
             pushed += page_pushed

@@ -330,14 +330,17 @@ class EventStore:
                     found[event.job_id] = event
         return found
 
-    def unfinished(self, after: int = 0, limit: int = 5000) -> list[StoredEvent]:
+    def unfinished(
+        self, after: int = 0, limit: int = 5000, *, until: int | None = None
+    ) -> list[StoredEvent]:
         """The last event of each job not completed, among the events after ``after``.
 
         A job's last event says where it stands (waiting, due when; processing,
         leased until when; failed; dead), so this is what rebuilding the hot
         queue needs, without folding the log. A page in position order (pass the
         last position seen to read on): the log is walked once, each candidate
-        checked by one backward probe of the ``(job_id, version)`` index.
+        checked by one backward probe of the ``(job_id, version)`` index. With
+        ``until``, jobs changed after that position are left out.
         """
         later = events_table.alias("later")
         last_version = (
@@ -355,6 +358,8 @@ class EventStore:
             .order_by(events_table.c.position)
             .limit(limit)
         )
+        if until is not None:
+            query = query.where(events_table.c.position <= until)
         with self._reading() as conn:
             return [_to_event(row) for row in conn.execute(query)]
 

@@ -60,3 +60,12 @@ def test_changes_after_is_the_tail_in_position_order(store: EventStore) -> None:
     ]
     assert store.changes_after(1, limit=1) == [(2, second, EventType.ENQUEUED)]
     assert store.changes_after(3) == []
+
+
+def test_unfinished_until_leaves_out_jobs_changed_later(store: EventStore) -> None:
+    waiting = _job(store, "waiting")
+    changed = _job(store, "changed")
+    head = store.head().position
+    store.append(changed, 1, [NewEvent(EventType.ATTEMPTED, {"attempt": 1}, "w")])
+    _job(store, "new")
+    assert [event.job_id for event in store.unfinished(until=head)] == [waiting]
