@@ -214,7 +214,8 @@ def totals(
     """Completed amounts per currency and per ``group_by`` (any of ``GROUPS``).
 
     ``start``/``end`` are UTC days, both inclusive. Rows are ordered by currency
-    then by the groups.
+    then by the groups. Grouped by day alone (or by currency only) they come from
+    ``daily_totals``, a few rows per day; finer groups sum ``settled_totals``.
     """
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:

@@ -4,15 +4,21 @@ One batch = one transaction: lock the set's checkpoint, check it is where this
 runner left it, load the jobs the batch touches, fold, write, move the
 checkpoint, commit. A crash anywhere in between rolls the whole batch back.
 
-Events come from ``EventStore.read_all`` in pages (flat memory). Appends are
+Events come from ``EventStore.scan`` in pages, as raw rows (no per-event
+objects, no JSON or time parsing beyond what the fold needs). Appends are
 serialised and positions follow commit order (see ``ledger/store.py``), so
 reading ``position > checkpoint`` never skips an event that committed late.
+
+A run keeps one ``Fold`` across its batches: the jobs still open stay in memory
+(up to ``held_jobs``; older ones are reloaded from their rows when touched), so
+a batch only loads the jobs it has not seen. That is sound because each batch
+first checks the checkpoint is where this run left it: nobody else wrote.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,14 +28,18 @@ from ledger.errors import DatabaseUnavailable, ProjectionBusy
 from ledger.events import StoredEvent
 from ledger.store import EventStore, translate_errors
 from projections import sql
-from projections.fold import fold_batch, jobs_to_load
-from projections.memory import MemoryProjection, batched
+from projections.fold import Fold, RawEvent
+from projections.memory import MemoryProjection
 from projections.schema import LIVE, SCRATCH, ProjectionTables
 
 #: called after each committed batch with (events in the batch, position reached)
 OnBatch = Callable[[int, int], None]
 
 DEFAULT_BATCH_SIZE = 5000
+#: events per transaction when replaying from event 0 (rebuild, as-of, check)
+REPLAY_BATCH_SIZE = 20_000
+#: open jobs a run keeps in memory (about 1 kB each)
+HELD_JOBS = 50_000
 #: restarts of a live catch-up after another runner moved the checkpoint
 MAX_RESTARTS = 100
 
@@ -49,6 +59,7 @@ class Projector:
     store: EventStore
     tables: ProjectionTables = LIVE
     batch_size: int = DEFAULT_BATCH_SIZE
+    held_jobs: int = HELD_JOBS
 
     @property
     def engine(self) -> Engine:
@@ -95,29 +106,44 @@ class Projector:
         until_time: datetime | None,
         on_batch: OnBatch | None,
     ) -> int:
-        events = self.store.read_all(
+        fold = Fold()
+        fold.position = position
+        pages = self.store.scan(
             position,
             until_position=until_position,
             until_time=until_time,
             page_size=self.batch_size,
         )
-        for batch in batched(events, self.batch_size):
-            position = self.apply(batch, expected=position)
+        for page in pages:
+            position = self._apply(fold, page, expected=position)
             if on_batch is not None:
-                on_batch(len(batch), position)
+                on_batch(len(page), position)
         return position
 
     def apply(self, batch: list[StoredEvent], *, expected: int) -> int:
         """Fold one batch in one transaction; ``CheckpointMoved`` if we are not at ``expected``."""
+        fold = Fold()
+        fold.position = expected
+        rows: list[RawEvent] = [
+            (e.position, e.job_id, e.version, e.type.value, e.data, e.occurred_at, e.actor)
+            for e in batch
+        ]
+        return self._apply(fold, rows, expected=expected)
+
+    def _apply(self, fold: Fold, rows: Sequence[RawEvent], *, expected: int) -> int:
         with translate_errors(), self.engine.begin() as conn:
             current = sql.lock_checkpoint(conn, self.tables)
             if current != expected:
                 raise CheckpointMoved(current)
-            before = sql.load_jobs(conn, self.tables, jobs_to_load(batch))
-            changes = fold_batch(before, batch)
+            missing = fold.missing(rows)
+            if missing:
+                fold.hold(sql.load_states(conn, self.tables, missing))
+            fold.fold(rows)
+            changes = fold.drain()
             sql.write_changes(conn, self.tables, changes)
-            sql.set_checkpoint(conn, self.tables, changes.last_position)
-        return changes.last_position
+            sql.set_checkpoint(conn, self.tables, changes.position)
+        fold.forget(self.held_jobs)
+        return changes.position
 
     def reset(self) -> None:
         """Empty the table set (checkpoint 0)."""
@@ -153,7 +179,7 @@ def replay(
     *,
     until_position: int | None = None,
     until_time: datetime | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = REPLAY_BATCH_SIZE,
     on_batch: OnBatch | None = None,
 ) -> int:
     """As-of replay into the scratch tables: empty them, fold from event 0 up to the bounds.
@@ -174,7 +200,7 @@ def swap(engine: Engine) -> int:
 def rebuild(
     store: EventStore,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = REPLAY_BATCH_SIZE,
     on_batch: OnBatch | None = None,
 ) -> int:
     """Full rebuild: replay from event 0 into scratch, swap it in, then catch up the live set.
