@@ -17,12 +17,14 @@ first checks the checkpoint is where this run left it: nobody else wrote.
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ledger.errors import DatabaseUnavailable, ProjectionBusy
 from ledger.events import StoredEvent
@@ -37,7 +39,7 @@ OnBatch = Callable[[int, int], None]
 
 DEFAULT_BATCH_SIZE = 5000
 #: events per transaction when replaying from event 0 (rebuild, as-of, check)
-REPLAY_BATCH_SIZE = 20_000
+REPLAY_BATCH_SIZE = 50_000
 #: open jobs a run keeps in memory (about 1 kB each)
 HELD_JOBS = 50_000
 #: restarts of a live catch-up after another runner moved the checkpoint
@@ -135,14 +137,19 @@ class Projector:
             current = sql.lock_checkpoint(conn, self.tables)
             if current != expected:
                 raise CheckpointMoved(current)
-            missing = fold.missing(rows)
-            if missing:
-                fold.hold(sql.load_states(conn, self.tables, missing))
-            fold.fold(rows)
-            changes = fold.drain()
-            sql.write_changes(conn, self.tables, changes)
-            sql.set_checkpoint(conn, self.tables, changes.position)
+            position = self.fold_into(conn, fold, rows)
+            sql.set_checkpoint(conn, self.tables, position)
         fold.forget(self.held_jobs)
+        return position
+
+    def fold_into(self, conn: Connection, fold: Fold, rows: Sequence[RawEvent]) -> int:
+        """Fold ``rows`` and write what changed, in the caller's transaction; the position."""
+        missing = fold.missing(rows)
+        if missing:
+            fold.hold(sql.load_states(conn, self.tables, missing))
+        fold.fold(rows)
+        changes = fold.drain()
+        sql.write_changes(conn, self.tables, changes)
         return changes.position
 
     def reset(self) -> None:
@@ -174,6 +181,23 @@ class Projector:
         return position
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a long fold.
+
+    A replay allocates millions of short-lived tuples and dicts (none in cycles;
+    reference counting frees them), and each allocation burst makes the
+    collector walk every live object again: about a quarter of a rebuild's CPU.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def replay(
     store: EventStore,
     *,
@@ -188,7 +212,10 @@ def replay(
     """
     scratch = Projector(store, SCRATCH, batch_size)
     scratch.reset()
-    return scratch.catch_up(until_position=until_position, until_time=until_time, on_batch=on_batch)
+    with _no_cycle_collection():
+        return scratch.catch_up(
+            until_position=until_position, until_time=until_time, on_batch=on_batch
+        )
 
 
 def swap(engine: Engine) -> int:
@@ -203,16 +230,43 @@ def rebuild(
     batch_size: int = REPLAY_BATCH_SIZE,
     on_batch: OnBatch | None = None,
 ) -> int:
-    """Full rebuild: replay from event 0 into scratch, swap it in, then catch up the live set.
+    """Full rebuild of the live set from event 0, then catch-up; the live position reached.
 
-    Appends keep going throughout; readers see the old live rows until the swap
-    commits and the rebuilt ones after. Returns the live position reached.
+    Appends keep going throughout; readers see the old live rows until the
+    rebuilt ones commit, and the rebuilt ones after.
+
+    * SQLite (one writer for the whole file): replay into scratch in short
+      transactions, so appends interleave, then swap it in.
+    * PostgreSQL: one transaction folds the log straight into the live set.
+      MVCC keeps every reader on the old rows until it commits, appends take no
+      lock of ours, and a live runner waits on the checkpoint row, then carries
+      on. Filling scratch and copying it over would double the writes.
     """
-    replay(store, batch_size=batch_size, on_batch=on_batch)
-    # appends that landed during the long replay: fold them into scratch before the swap
-    Projector(store, SCRATCH, batch_size).catch_up(on_batch=on_batch)
-    swap(store.engine)
+    if store.engine.dialect.name == "postgresql":
+        with _no_cycle_collection():
+            _rebuild_in_place(store, batch_size, on_batch)
+    else:
+        replay(store, batch_size=batch_size, on_batch=on_batch)
+        # appends that landed during the long replay: fold them into scratch before the swap
+        Projector(store, SCRATCH, batch_size).catch_up(on_batch=on_batch)
+        swap(store.engine)
     return Projector(store, LIVE, batch_size).catch_up(on_batch=on_batch)
+
+
+def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | None) -> None:
+    live = Projector(store, LIVE, batch_size)
+    fold = Fold()
+    with translate_errors(), store.engine.begin() as conn:
+        sql.lock_checkpoint(conn, LIVE)
+        # DELETE, not TRUNCATE: readers must keep reading the old rows meanwhile
+        sql.clear(conn, LIVE, truncate=False)
+        position = 0
+        for page in store.scan(page_size=batch_size):
+            position = live.fold_into(conn, fold, page)
+            fold.forget(live.held_jobs)
+            if on_batch is not None:
+                on_batch(len(page), position)
+        sql.set_checkpoint(conn, LIVE, position)
 
 
 def replay_in_memory(

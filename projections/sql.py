@@ -117,10 +117,18 @@ def write_changes(conn: Connection, tables: ProjectionTables, changes: Changes) 
 # -- whole sets --------------------------------------------------------------------
 
 
-def clear(conn: Connection, tables: ProjectionTables) -> None:
-    """Empty every table of the set and put its checkpoint back to 0."""
-    for table in tables.all:
-        conn.execute(sa.delete(table))
+def clear(conn: Connection, tables: ProjectionTables, *, truncate: bool = True) -> None:
+    """Empty every table of the set and put its checkpoint back to 0.
+
+    On PostgreSQL ``TRUNCATE`` (instant, but readers of these tables wait for the
+    commit) unless ``truncate=False``; SQLite empties a table as fast either way.
+    """
+    if truncate and conn.dialect.name == "postgresql":
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(quote(table.name) for table in tables.all))
+    else:
+        for table in tables.all:
+            conn.execute(sa.delete(table))
     set_checkpoint(conn, tables, 0)
 
 
@@ -128,9 +136,16 @@ def copy_over(conn: Connection, source: ProjectionTables, target: ProjectionTabl
     """Replace ``target``'s rows and checkpoint by ``source``'s (the swap of a rebuild)."""
     lock_checkpoint(conn, target)
     position = lock_checkpoint(conn, source)
+    sqlite = conn.dialect.name == "sqlite"
     for src, dst in zip(source.all, target.all, strict=True):
         conn.execute(sa.delete(dst))
         names = [column.name for column in dst.columns]
+        if sqlite and names == [column.name for column in src.columns]:
+            # exactly this form lets SQLite copy records and index entries as they are
+            # (its "transfer optimisation"), several times faster than row by row
+            quote = conn.dialect.identifier_preparer.quote
+            conn.exec_driver_sql(f"INSERT INTO {quote(dst.name)} SELECT * FROM {quote(src.name)}")
+            continue
         conn.execute(dst.insert().from_select(names, sa.select(*(src.c[n] for n in names))))
     set_checkpoint(conn, target, position)
     return position
