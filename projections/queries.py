@@ -220,7 +220,8 @@ def totals(
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:
         raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
-    table = tables.settled_totals
+    per_day = set(group_by) <= {"day"}
+    table = tables.daily_totals if per_day else tables.settled_totals
     columns = [table.c.currency, *(table.c[name] for name in group_by)]
     query = sa.select(*columns, sa.func.sum(table.c.jobs), sa.func.sum(table.c.amount))
     if start is not None:
