@@ -40,8 +40,10 @@ OnBatch = Callable[[int, int], None]
 DEFAULT_BATCH_SIZE = 5000
 #: events per transaction when replaying from event 0 (rebuild, as-of, check)
 REPLAY_BATCH_SIZE = 50_000
-#: open jobs a run keeps in memory (about 1 kB each)
-HELD_JOBS = 50_000
+#: events read (and held) at a time, whatever the batch
+PAGE_SIZE = 10_000
+#: open jobs a run keeps in memory (about 1 kB each); older ones are reloaded when touched
+HELD_JOBS = 10_000
 #: restarts of a live catch-up after another runner moved the checkpoint
 MAX_RESTARTS = 100
 
@@ -114,12 +116,25 @@ class Projector:
             position,
             until_position=until_position,
             until_time=until_time,
-            page_size=self.batch_size,
+            page_size=min(self.batch_size, PAGE_SIZE),
         )
-        for page in pages:
-            position = self._apply(fold, page, expected=position)
+        page = next(pages, None)
+        while page is not None:
+            # one transaction takes pages until it holds ``batch_size`` events: memory
+            # follows the page, commits follow the batch
+            count = 0
+            with translate_errors(), self.engine.begin() as conn:
+                current = sql.lock_checkpoint(conn, self.tables)
+                if current != position:
+                    raise CheckpointMoved(current)
+                while page is not None and count < self.batch_size:
+                    position = self.fold_into(conn, fold, page)
+                    count += len(page)
+                    page = next(pages, None)
+                sql.set_checkpoint(conn, self.tables, position)
+            fold.forget(self.held_jobs)
             if on_batch is not None:
-                on_batch(len(page), position)
+                on_batch(count, position)
         return position
 
     def apply(self, batch: list[StoredEvent], *, expected: int) -> int:
@@ -261,7 +276,7 @@ def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | No
         # DELETE, not TRUNCATE: readers must keep reading the old rows meanwhile
         sql.clear(conn, LIVE, truncate=False)
         position = 0
-        for page in store.scan(page_size=batch_size):
+        for page in store.scan(page_size=min(batch_size, PAGE_SIZE)):
             position = live.fold_into(conn, fold, page)
             fold.forget(live.held_jobs)
             if on_batch is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -215,4 +215,11 @@ def _pg_upsert(conn: Connection, table: sa.Table, rows: Sequence[Row], increment
     conn.exec_driver_sql(_pg_sql(table, increment, True))
 
 
-_POSTGRES = Writer(as_time, lambda day: day, _pg_insert, _pg_upsert)
+def pg_time(value: Moment | None) -> datetime | None:
+    """A time for psycopg: any aware datetime will do, text (from event data) is parsed."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return as_time(value)
+
+
+_POSTGRES = Writer(pg_time, lambda day: day, _pg_insert, _pg_upsert)
