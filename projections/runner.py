@@ -260,6 +260,7 @@ def rebuild(
     if store.engine.dialect.name == "postgresql":
         with _no_cycle_collection():
             _rebuild_in_place(store, batch_size, on_batch)
+        sql.vacuum_if_needed(store.engine, LIVE)
     else:
         replay(store, batch_size=batch_size, on_batch=on_batch)
         # appends that landed during the long replay: fold them into scratch before the swap

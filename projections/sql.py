@@ -132,6 +132,22 @@ def clear(conn: Connection, tables: ProjectionTables, *, truncate: bool = True) 
     set_checkpoint(conn, tables, 0)
 
 
+def vacuum_if_needed(engine: Engine, tables: ProjectionTables) -> None:
+    """``VACUUM ANALYZE`` a PostgreSQL table set when the server will not (autovacuum off).
+
+    A rebuild in place deletes every row it rewrites: without vacuum the dead
+    rows pile up rebuild after rebuild, and the tables have no statistics.
+    """
+    with (
+        translate_errors(),
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+    ):
+        if conn.exec_driver_sql("SHOW autovacuum").scalar() != "off":
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql("VACUUM ANALYZE " + ", ".join(quote(t.name) for t in tables.all))
+
+
 def copy_over(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:
     """Replace ``target``'s rows and checkpoint by ``source``'s (the swap of a rebuild)."""
     lock_checkpoint(conn, target)
