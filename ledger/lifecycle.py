@@ -7,13 +7,13 @@ the log can only ever hold legal histories.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from ledger.errors import IllegalTransition
-from ledger.events import EventType, StoredEvent
+from ledger.events import EventType, StoredEvent, to_utc
 
 
 class JobStatus(StrEnum):
@@ -38,6 +38,17 @@ TRANSITIONS: Mapping[tuple[JobStatus | None, EventType], JobStatus] = {
 }
 
 TERMINAL = frozenset({JobStatus.COMPLETED})
+
+#: ``TRANSITIONS`` keyed and valued by plain strings: the same table, for folds that
+#: look it up once per event (hashing an enum member is a Python-level call)
+STATUS_AFTER: Mapping[tuple[str | None, str], str] = {
+    (None if before is None else before.value, event.value): after.value
+    for (before, event), after in TRANSITIONS.items()
+}
+
+#: a time as a ``datetime``, or as text not parsed yet (ISO 8601 from event data, or the
+#: log's stored text on SQLite): long folds carry times through and parse them at the edge
+Moment = datetime | str
 
 
 def next_status(job_id: str, current: JobStatus | None, event_type: EventType) -> JobStatus:
@@ -92,42 +103,118 @@ def _parse_time(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def as_time(value: Moment | None) -> datetime | None:
+    """A ``Moment`` as a ``datetime`` (text is parsed; ``Z`` and naive text mean UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return to_utc(value)
+
+
+@dataclass(slots=True)
+class Progress:
+    """What a job's events after ``enqueued`` change, as one mutable record.
+
+    The one place the lifecycle's field rules live: ``advance`` moves it along,
+    ``apply`` wraps it for the frozen ``Job``, and the projections fold millions
+    of events through it without building an object per event.
+    """
+
+    job_id: str
+    status: str
+    version: int
+    updated_at: Moment
+    due_at: Moment | None = None
+    attempts: int = 0
+    round_attempts: int = 0
+    worker: str | None = None
+    lease_until: Moment | None = None
+    last_error: str | None = None
+    dead_lettered_at: Moment | None = None
+    completed_at: Moment | None = None
+
+
+def advance(
+    state: Progress,
+    event_type: str,
+    version: int,
+    occurred_at: Moment,
+    actor: str,
+    data: Mapping[str, Any],
+) -> None:
+    """Fold one event (not ``enqueued``) into ``state`` in place.
+
+    ``IllegalTransition`` if the lifecycle forbids it (``state`` is then unchanged).
+    Times from ``data`` are carried as they are (see ``Moment``).
+    """
+    before = state.status
+    after = STATUS_AFTER.get((before, event_type))
+    if after is None:
+        raise IllegalTransition(state.job_id, JobStatus(before), EventType(event_type))
+    state.status = after
+    state.version = version
+    state.updated_at = occurred_at
+    if event_type == "attempted":
+        state.attempts += 1
+        state.round_attempts += 1
+        state.worker = actor
+        state.lease_until = data.get("lease_until")
+        state.due_at = None
+    elif event_type == "completed":
+        state.completed_at = occurred_at
+        state.lease_until = None
+    elif event_type == "failed":
+        state.last_error = data.get("reason")
+        state.lease_until = None
+    elif event_type == "dead_lettered":
+        state.dead_lettered_at = occurred_at
+        state.worker = None
+    else:
+        # requeued: from a retry (keeps the budget) or from the DLQ (fresh budget)
+        state.due_at = data.get("due_at")
+        if before == "dead":
+            state.round_attempts = 0
+        state.dead_lettered_at = None
+        state.worker = None
+
+
 def apply(job: Job | None, event: StoredEvent) -> Job:
     """Fold one event into the job; ``IllegalTransition`` if the lifecycle forbids it."""
-    status = next_status(event.job_id, job.status if job else None, event.type)
-    if job is None:
+    if job is None or event.type is EventType.ENQUEUED:
+        status = next_status(event.job_id, job.status if job else None, event.type)
         return _enqueued(event, status)
-    data = event.data
-    common: dict[str, Any] = {
-        "status": status,
-        "version": event.version,
-        "updated_at": event.occurred_at,
-    }
-    if event.type is EventType.ATTEMPTED:
-        return replace(
-            job,
-            **common,
-            attempts=job.attempts + 1,
-            round_attempts=job.round_attempts + 1,
-            worker=event.actor,
-            lease_until=_parse_time(data.get("lease_until")),
-            due_at=None,
-        )
-    if event.type is EventType.COMPLETED:
-        return replace(job, **common, completed_at=event.occurred_at, lease_until=None)
-    if event.type is EventType.FAILED:
-        return replace(job, **common, last_error=data.get("reason"), lease_until=None)
-    if event.type is EventType.DEAD_LETTERED:
-        return replace(job, **common, dead_lettered_at=event.occurred_at, worker=None)
-    # requeued: from a retry (keeps the budget) or from the DLQ (fresh budget)
-    from_dlq = job.status is JobStatus.DEAD
-    return replace(
-        job,
-        **common,
-        due_at=_parse_time(data.get("due_at")),
-        round_attempts=0 if from_dlq else job.round_attempts,
-        dead_lettered_at=None,
-        worker=None,
+    state = Progress(
+        job.job_id,
+        job.status.value,
+        job.version,
+        job.updated_at,
+        job.due_at,
+        job.attempts,
+        job.round_attempts,
+        job.worker,
+        job.lease_until,
+        job.last_error,
+        job.dead_lettered_at,
+        job.completed_at,
+    )
+    advance(state, event.type.value, event.version, event.occurred_at, event.actor, event.data)
+    return Job(
+        job_id=job.job_id,
+        status=JobStatus(state.status),
+        version=state.version,
+        request=job.request,
+        max_attempts=job.max_attempts,
+        created_at=job.created_at,
+        updated_at=event.occurred_at,
+        due_at=as_time(state.due_at),
+        attempts=state.attempts,
+        round_attempts=state.round_attempts,
+        worker=state.worker,
+        lease_until=as_time(state.lease_until),
+        last_error=state.last_error,
+        dead_lettered_at=as_time(state.dead_lettered_at),
+        completed_at=as_time(state.completed_at),
     )
 
 

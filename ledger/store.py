@@ -54,6 +54,10 @@ APPEND_LOCK_KEY = 0x4C45444745520001
 
 Clock = Callable[[], datetime]
 
+#: an event as ``EventStore.scan`` reads it: (position, job_id, version, type, data
+#: JSON text, occurred_at as the driver gives it, actor)
+RawEvent = tuple[int, str, int, str, str, Any, str]
+
 
 @dataclass(frozen=True, slots=True)
 class LogHead:
@@ -404,6 +408,54 @@ class EventStore:
             if len(page) < page_size:
                 return
             after = page[-1].position
+
+    def scan(
+        self,
+        after: int = 0,
+        *,
+        until_position: int | None = None,
+        until_time: datetime | None = None,
+        page_size: int = 10_000,
+    ) -> Iterator[list[RawEvent]]:
+        """The log from ``after`` (exclusive) as raw rows, one list per page: for replays.
+
+        Each row is ``(position, job_id, version, type, data, occurred_at, actor)``
+        with ``data`` the stored JSON text and ``occurred_at`` as the driver gives
+        it (SQLite: the stored UTC text; PostgreSQL: an aware datetime). No
+        ``StoredEvent``, no JSON decoding, no time parsing: a projection rebuild
+        reads every event of the log through here. Pages are read like ``read_all``'s.
+        """
+        table = events_table
+        columns = (
+            table.c.position,
+            table.c.job_id,
+            table.c.version,
+            table.c.type,
+            table.c.data,
+            # typed as text so SQLAlchemy leaves the driver's value alone
+            sa.type_coerce(table.c.occurred_at, sa.Text),
+            table.c.actor,
+        )
+        while True:
+            query = (
+                sa.select(*columns)
+                .where(table.c.position > after)
+                .order_by(table.c.position)
+                .limit(page_size)
+            )
+            if until_position is not None:
+                query = query.where(table.c.position <= until_position)
+            if until_time is not None:
+                query = query.where(table.c.occurred_at <= _db_time(until_time))
+            with self._reading() as conn:
+                # the driver's own tuples: no result processing applies to these
+                # columns, so building SQLAlchemy rows would only add cost
+                page: list[RawEvent] = list(conn.execute(query).cursor.fetchall())
+            if page:
+                yield page
+            if len(page) < page_size:
+                return
+            after = page[-1][0]
 
     def job_id_for_key(self, idempotency_key: str) -> str | None:
         """The job an idempotency key belongs to, if any."""

@@ -1,24 +1,38 @@
-"""The pure fold of a batch of events into read-model changes.
+"""The pure fold of events into read-model changes.
 
-No IO. The runner loads the jobs a batch touches, calls ``fold_batch``, and writes
-the changes (SQL tables, or dicts for in-memory as-of replays). Every job
-transition goes through ``ledger.lifecycle.apply``, the one transition table.
+No IO. ``Fold`` holds the state of the jobs it has seen as plain mutable records
+(``JobState``), folds raw log rows into them through ``ledger.lifecycle.advance``
+(the one transition table), and hands out what changed since the last
+``drain``: the rows to write, the DLQ rows to drop, and the deltas of the
+summed tables. The SQL runner writes a drain per transaction; the in-memory
+projection keeps it in dicts. A completed job is terminal: once drained it is
+forgotten, so a fold over the whole log holds only the jobs still open.
 
-Row builders (``job_row``, ``dlq_row``, …) give the exact column values of each
-projection table, so SQL and memory hold identical rows.
+Row builders (``job_values``, ``dlq_values``, …) give each table's column values
+in one place, so SQL and memory hold identical rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
 import orjson
 
-from ledger.events import EventType, StoredEvent, to_utc
-from ledger.lifecycle import Job, JobStatus, apply
+from ledger.errors import IllegalTransition
+from ledger.events import StoredEvent, to_utc
+from ledger.lifecycle import (
+    STATUS_AFTER,
+    Job,
+    JobStatus,
+    Moment,
+    Progress,
+    advance,
+    as_time,
+)
 from ledger.request import canonical_json
 
 #: bucket of ``queue_stats`` that counts every job ever enqueued (it only grows)
@@ -28,17 +42,17 @@ ENQUEUED = "enqueued"
 StatsKey = tuple[str, str]
 #: (day, currency, user_id, place_id, mission_id): the grain of ``settled_totals``
 SettledKey = tuple[date, str, str, str, str]
+#: (day, currency): the grain of ``daily_totals``
+DailyKey = tuple[date, str]
 
+#: one event as the log stores it: (position, job_id, version, type, data, occurred_at,
+#: actor); ``data`` is the stored JSON text or already decoded, ``occurred_at`` a ``Moment``
+RawEvent = tuple[int, str, int, str, "str | Mapping[str, Any]", Moment, str]
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job's folded state plus what the read models need beyond ``Job``."""
+#: a time converter for one destination (``as_time`` for memory, the SQL writer's own)
+TimeOut = Callable[[Moment | None], Any]
 
-    job: Job
-    #: position of the job's last event
-    position: int
-    #: reason on the ``dead_lettered`` event, while the job is dead-lettered
-    dead_letter_reason: str | None = None
+_NO_DATA: Mapping[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -57,196 +71,380 @@ class Totals:
         return self.jobs == 0 and self.amount == 0
 
 
-@dataclass(slots=True)
-class BatchChanges:
-    """What one batch of events changes in every projection."""
+@dataclass(slots=True, kw_only=True)
+class JobState(Progress):
+    """A job as the projections hold it: the lifecycle's progress plus its row's fixed columns."""
 
-    #: the state after the batch of every job it touched, in first-touch order
-    jobs: dict[str, JobRecord] = field(default_factory=dict)
-    #: jobs that were dead-lettered before the batch and are not after it
+    #: position of the job's last event
+    position: int
+    created_at: Moment
+    max_attempts: int
+    user_id: str
+    place_id: str
+    mission_id: str
+    amount: int
+    currency: str
+    idempotency_key: str
+    #: the whole request as canonical JSON (metadata included): what the DLQ view shows
+    request: str
+    #: reason on the ``dead_lettered`` event, while the job is dead-lettered
+    dead_letter_reason: str | None = None
+    #: the status its stored row has (``None``: no row yet); stats and DLQ deltas
+    stored_status: str | None = None
+
+    def to_job(self) -> Job:
+        """The frozen ``lifecycle.Job`` of this state (memory projections, tests)."""
+        return Job(
+            job_id=self.job_id,
+            status=JobStatus(self.status),
+            version=self.version,
+            request=orjson.loads(self.request),
+            max_attempts=self.max_attempts,
+            created_at=_time(self.created_at),
+            updated_at=_time(self.updated_at),
+            due_at=as_time(self.due_at),
+            attempts=self.attempts,
+            round_attempts=self.round_attempts,
+            worker=self.worker,
+            lease_until=as_time(self.lease_until),
+            last_error=self.last_error,
+            dead_lettered_at=as_time(self.dead_lettered_at),
+            completed_at=as_time(self.completed_at),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job's folded state plus what the read models need beyond ``Job``."""
+
+    job: Job
+    #: position of the job's last event
+    position: int
+    #: reason on the ``dead_lettered`` event, while the job is dead-lettered
+    dead_letter_reason: str | None = None
+
+
+@dataclass(slots=True)
+class Changes:
+    """What the events folded since the last ``drain`` change in every projection."""
+
+    #: jobs with no stored row yet (plain inserts), and jobs whose row must be overwritten
+    new_jobs: list[JobState] = field(default_factory=list)
+    changed_jobs: list[JobState] = field(default_factory=list)
+    #: jobs dead-lettered now whose DLQ row must be (re)written
+    dlq: list[JobState] = field(default_factory=list)
+    #: jobs that were dead-lettered in their stored row and are not any more
     dlq_removed: list[str] = field(default_factory=list)
-    #: rows of new idempotency keys
-    idempotency: list[dict[str, Any]] = field(default_factory=list)
+    #: rows of new idempotency keys: (key, job_id, fingerprint, first_seen_at)
+    idempotency: list[tuple[str, str, str, Moment]] = field(default_factory=list)
     #: ``queue_stats`` deltas; zero deltas are left out
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
-    #: ``settled_totals`` increments
+    #: ``settled_totals`` and ``daily_totals`` increments
     settled: dict[SettledKey, Totals] = field(default_factory=dict)
-    #: position of the batch's last event
-    last_position: int = 0
+    daily: dict[DailyKey, Totals] = field(default_factory=dict)
+    #: position of the last event folded
+    position: int = 0
 
     @property
-    def dlq(self) -> list[JobRecord]:
-        """Jobs dead-lettered after the batch whose DLQ row must be (re)written."""
-        return [record for record in self.jobs.values() if record.job.status is JobStatus.DEAD]
+    def jobs(self) -> list[JobState]:
+        return [*self.new_jobs, *self.changed_jobs]
 
 
-def jobs_to_load(events: Iterable[StoredEvent]) -> list[str]:
-    """Jobs whose state before the batch is needed: touched, but not enqueued in it."""
-    enqueued: set[str] = set()
-    needed: dict[str, None] = {}
-    for event in events:
-        if event.type is EventType.ENQUEUED:
-            enqueued.add(event.job_id)
-        elif event.job_id not in enqueued:
-            needed[event.job_id] = None
-    return list(needed)
+class Fold:
+    """Folds log rows into job states and read-model deltas (see the module docstring).
 
-
-def fold_batch(before: Mapping[str, JobRecord], events: Sequence[StoredEvent]) -> BatchChanges:
-    """Fold ``events`` (in position order) over the jobs' states ``before`` them.
-
-    ``before`` must hold every job in ``jobs_to_load(events)``; a missing one, or
-    an event the lifecycle forbids, raises ``IllegalTransition``.
+    Feed it events in position order. A job it does not hold must be given to
+    ``hold`` first (``missing`` names them): an event for an unknown job is
+    an ``IllegalTransition``, as is any event the lifecycle forbids.
     """
-    changes = BatchChanges()
-    after: dict[str, JobRecord] = {}
-    for event in events:
-        previous = after.get(event.job_id) or before.get(event.job_id)
-        job = apply(previous.job if previous else None, event)
-        after[event.job_id] = JobRecord(job, event.position, _dead_letter_reason(event))
-        if event.type is EventType.ENQUEUED:
-            _add(changes.stats, (job.currency, ENQUEUED), 1, job.amount)
-            changes.idempotency.append(idempotency_row(event))
-        elif event.type is EventType.COMPLETED:
-            _add(changes.settled, settled_key(job, event.occurred_at), 1, job.amount)
-        changes.last_position = event.position
-    for job_id, record in after.items():
-        old = before.get(job_id)
-        if old is not None:
-            _add(changes.stats, (old.job.currency, old.job.status.value), -1, -old.job.amount)
-            if old.job.status is JobStatus.DEAD and record.job.status is not JobStatus.DEAD:
-                changes.dlq_removed.append(job_id)
-        _add(changes.stats, (record.job.currency, record.job.status.value), 1, record.job.amount)
-    changes.jobs = after
-    changes.stats = {key: value for key, value in changes.stats.items() if not value.is_zero}
-    return changes
+
+    def __init__(self) -> None:
+        #: the jobs held, oldest first (completed ones only until the next drain)
+        self.jobs: dict[str, JobState] = {}
+        self.position = 0
+        self._touched: dict[str, JobState] = {}
+        self._changes = Changes()
+
+    def missing(self, rows: Iterable[RawEvent]) -> list[str]:
+        """Jobs that ``rows`` need and this fold does not hold (touched, not enqueued in them)."""
+        held = self.jobs
+        enqueued: set[str] = set()
+        needed: dict[str, None] = {}
+        for row in rows:
+            job_id = row[1]
+            if row[3] == "enqueued":
+                enqueued.add(job_id)
+            elif job_id not in held and job_id not in enqueued:
+                needed[job_id] = None
+        return list(needed)
+
+    def hold(self, states: Iterable[JobState]) -> None:
+        """Take jobs as stored (``stored_status`` set) before folding their next events."""
+        for state in states:
+            self.jobs[state.job_id] = state
+
+    def fold(self, rows: Iterable[RawEvent]) -> None:
+        """Fold ``rows`` (in position order, after everything folded so far)."""
+        jobs, touched, changes = self.jobs, self._touched, self._changes
+        settled, daily = changes.settled, changes.daily
+        position = self.position
+        for position, job_id, version, kind, data, occurred_at, actor in rows:
+            if kind == "enqueued":
+                if job_id in jobs:
+                    raise IllegalTransition(job_id, jobs[job_id].status, kind)
+                state = self._enqueued(job_id, version, position, _decode(data), occurred_at)
+                jobs[job_id] = state
+                touched[job_id] = state
+                continue
+            held = jobs.get(job_id)
+            if held is None:
+                raise IllegalTransition(job_id, None, kind)
+            state = held
+            if kind == "completed":
+                advance(state, kind, version, occurred_at, actor, _NO_DATA)
+                day = _day(occurred_at)
+                group = (day, state.currency, state.user_id, state.place_id, state.mission_id)
+                _add(settled, group, 1, state.amount)
+                _add(daily, (day, state.currency), 1, state.amount)
+            else:
+                payload = _decode(data)
+                advance(state, kind, version, occurred_at, actor, payload)
+                if kind == "dead_lettered":
+                    reason = payload.get("reason")
+                    state.dead_letter_reason = None if reason is None else str(reason)
+                else:
+                    state.dead_letter_reason = None
+            state.position = position
+            touched[job_id] = state
+        self.position = position
+
+    def fold_events(self, events: Iterable[StoredEvent]) -> None:
+        """``fold`` for ``StoredEvent``s (data already decoded)."""
+        self.fold(
+            (e.position, e.job_id, e.version, e.type.value, e.data, e.occurred_at, e.actor)
+            for e in events
+        )
+
+    def drain(self) -> Changes:
+        """What changed since the last drain; completed jobs are forgotten after it."""
+        changes, self._changes = self._changes, Changes()
+        stats = changes.stats
+        jobs = self.jobs
+        for job_id, state in self._touched.items():
+            before, after = state.stored_status, state.status
+            currency, amount = state.currency, state.amount
+            if before is None:
+                changes.new_jobs.append(state)
+            else:
+                changes.changed_jobs.append(state)
+                if before != after:
+                    _add(stats, (currency, before), -1, -amount)
+                if before == "dead" and after != "dead":
+                    changes.dlq_removed.append(job_id)
+            if before != after:
+                _add(stats, (currency, after), 1, amount)
+            if after == "dead":
+                changes.dlq.append(state)
+            state.stored_status = after
+            if after == "completed":
+                del jobs[job_id]
+        self._touched = {}
+        changes.stats = {key: value for key, value in stats.items() if not value.is_zero}
+        changes.position = self.position
+        return changes
+
+    def forget(self, keep: int) -> None:
+        """Drop the oldest held jobs down to ``keep`` (call right after a drain).
+
+        Their rows are stored, so a later event for one of them is ``missing``
+        and loaded again: memory stays bounded whatever the log holds.
+        """
+        excess = len(self.jobs) - keep
+        if excess > 0 and not self._touched:
+            for job_id in list(islice(self.jobs, excess)):
+                del self.jobs[job_id]
+
+    def _enqueued(
+        self, job_id: str, version: int, position: int, data: Mapping[str, Any], at: Moment
+    ) -> JobState:
+        status = STATUS_AFTER[(None, "enqueued")]
+        request = data["request"]
+        state = JobState(
+            job_id,
+            status,
+            version,
+            at,
+            data.get("due_at"),
+            position=position,
+            created_at=at,
+            max_attempts=int(data["max_attempts"]),
+            user_id=str(request["user_id"]),
+            place_id=str(request["place_id"]),
+            mission_id=str(request["mission_id"]),
+            amount=int(request["amount"]),
+            currency=str(request["currency"]),
+            idempotency_key=str(request["idempotency_key"]),
+            request=canonical_json(request).decode(),
+        )
+        changes = self._changes
+        _add(changes.stats, (state.currency, ENQUEUED), 1, state.amount)
+        changes.idempotency.append((state.idempotency_key, job_id, str(data["fingerprint"]), at))
+        return state
 
 
-def _dead_letter_reason(event: StoredEvent) -> str | None:
-    # only a dead job has one, and the only way out of "dead" is another event
-    if event.type is EventType.DEAD_LETTERED:
-        reason = event.data.get("reason")
-        return None if reason is None else str(reason)
-    return None
+def _decode(data: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(data, str):
+        decoded: Mapping[str, Any] = orjson.loads(data)
+        return decoded
+    return data
+
+
+def _day(moment: Moment) -> date:
+    """The UTC day of an event time (stored text on SQLite is UTC already)."""
+    if isinstance(moment, str):
+        return date.fromisoformat(moment[:10])
+    return to_utc(moment).date()
+
+
+def _time(moment: Moment) -> datetime:
+    parsed = as_time(moment)
+    assert parsed is not None  # a Moment is never None
+    return parsed
 
 
 def _add(totals: dict[Any, Totals], key: Any, jobs: int, amount: int) -> None:
     entry = totals.get(key)
     if entry is None:
         totals[key] = entry = Totals()
-    entry.add(jobs, amount)
-
-
-def settled_key(job: Job, completed_at: datetime) -> SettledKey:
-    """Where a completed job is summed: its UTC day, currency, user, place and mission."""
-    request = job.request
-    return (
-        to_utc(completed_at).date(),
-        job.currency,
-        str(request["user_id"]),
-        str(request["place_id"]),
-        str(request["mission_id"]),
-    )
+    entry.jobs += jobs
+    entry.amount += amount
 
 
 # -- rows --------------------------------------------------------------------------
 
+#: ``job_state`` columns in the order ``job_values`` gives them
+JOB_COLUMNS = (
+    "job_id",
+    "status",
+    "version",
+    "position",
+    "attempts",
+    "round_attempts",
+    "max_attempts",
+    "last_error",
+    "due_at",
+    "lease_until",
+    "worker",
+    "created_at",
+    "updated_at",
+    "dead_lettered_at",
+    "completed_at",
+    "user_id",
+    "place_id",
+    "mission_id",
+    "amount",
+    "currency",
+    "idempotency_key",
+    "request",
+)
+DLQ_COLUMNS = (
+    "job_id",
+    "dead_lettered_at",
+    "position",
+    "failed_reason",
+    "dead_letter_reason",
+    "attempts",
+    "created_at",
+)
+IDEMPOTENCY_COLUMNS = ("idempotency_key", "job_id", "fingerprint", "first_seen_at")
+STATS_COLUMNS = ("currency", "bucket", "jobs", "amount")
+SETTLED_COLUMNS = ("day", "currency", "user_id", "place_id", "mission_id", "jobs", "amount")
+DAILY_COLUMNS = ("day", "currency", "jobs", "amount")
 
-def job_row(record: JobRecord) -> dict[str, Any]:
-    """The ``job_state`` row of a job."""
-    job, request = record.job, record.job.request
-    return {
-        "job_id": job.job_id,
-        "status": job.status.value,
-        "version": job.version,
-        "position": record.position,
-        "attempts": job.attempts,
-        "round_attempts": job.round_attempts,
-        "max_attempts": job.max_attempts,
-        "last_error": job.last_error,
-        "due_at": job.due_at,
-        "lease_until": job.lease_until,
-        "worker": job.worker,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "dead_lettered_at": job.dead_lettered_at,
-        "completed_at": job.completed_at,
-        "user_id": str(request["user_id"]),
-        "place_id": str(request["place_id"]),
-        "mission_id": str(request["mission_id"]),
-        "amount": job.amount,
-        "currency": job.currency,
-        "idempotency_key": job.idempotency_key,
-        "request": canonical_json(dict(request)).decode(),
-    }
+
+def job_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
+    """The ``job_state`` row of a job, in ``JOB_COLUMNS`` order, times through ``time``."""
+    return (
+        state.job_id,
+        state.status,
+        state.version,
+        state.position,
+        state.attempts,
+        state.round_attempts,
+        state.max_attempts,
+        state.last_error,
+        time(state.due_at),
+        time(state.lease_until),
+        state.worker,
+        time(state.created_at),
+        time(state.updated_at),
+        time(state.dead_lettered_at),
+        time(state.completed_at),
+        state.user_id,
+        state.place_id,
+        state.mission_id,
+        state.amount,
+        state.currency,
+        state.idempotency_key,
+        state.request,
+    )
+
+
+def dlq_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
+    """The ``dlq`` row of a dead-lettered job, in ``DLQ_COLUMNS`` order."""
+    if state.dead_lettered_at is None:
+        raise ValueError(f"job {state.job_id} is not dead-lettered")
+    return (
+        state.job_id,
+        time(state.dead_lettered_at),
+        state.position,
+        state.last_error or state.dead_letter_reason,
+        state.dead_letter_reason,
+        state.attempts,
+        time(state.created_at),
+    )
+
+
+def idempotency_values(row: tuple[str, str, str, Moment], time: TimeOut) -> tuple[Any, ...]:
+    key, job_id, fingerprint, first_seen_at = row
+    return (key, job_id, fingerprint, time(first_seen_at))
+
+
+def state_from_row(row: Mapping[Any, Any]) -> JobState:
+    """A ``job_state`` row (as read from SQL) back into a held ``JobState``."""
+    # the dead-letter reason lives in the dlq row; a loaded dead job can only be requeued
+    return JobState(
+        row["job_id"],
+        row["status"],
+        row["version"],
+        row["updated_at"],
+        row["due_at"],
+        row["attempts"],
+        row["round_attempts"],
+        row["worker"],
+        row["lease_until"],
+        row["last_error"],
+        row["dead_lettered_at"],
+        row["completed_at"],
+        position=row["position"],
+        created_at=row["created_at"],
+        max_attempts=row["max_attempts"],
+        user_id=row["user_id"],
+        place_id=row["place_id"],
+        mission_id=row["mission_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        idempotency_key=row["idempotency_key"],
+        request=row["request"],
+        stored_status=row["status"],
+    )
 
 
 def record_from_row(row: Mapping[Any, Any]) -> JobRecord:
     """A ``job_state`` row (as read from SQL or memory) back into a ``JobRecord``."""
-    job = Job(
-        job_id=row["job_id"],
-        status=JobStatus(row["status"]),
-        version=row["version"],
-        request=orjson.loads(row["request"]),
-        max_attempts=row["max_attempts"],
-        created_at=to_utc(row["created_at"]),
-        updated_at=to_utc(row["updated_at"]),
-        due_at=_utc_or_none(row["due_at"]),
-        attempts=row["attempts"],
-        round_attempts=row["round_attempts"],
-        worker=row["worker"],
-        lease_until=_utc_or_none(row["lease_until"]),
-        last_error=row["last_error"],
-        dead_lettered_at=_utc_or_none(row["dead_lettered_at"]),
-        completed_at=_utc_or_none(row["completed_at"]),
-    )
-    # the dead-letter reason lives in the dlq row; a loaded dead job can only be requeued
-    return JobRecord(job, row["position"])
+    return JobRecord(state_from_row(row).to_job(), row["position"])
 
 
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else to_utc(value)
-
-
-def dlq_row(record: JobRecord) -> dict[str, Any]:
-    """The ``dlq`` row of a dead-lettered job."""
-    job = record.job
-    if job.dead_lettered_at is None:
-        raise ValueError(f"job {job.job_id} is not dead-lettered")
-    return {
-        "job_id": job.job_id,
-        "dead_lettered_at": job.dead_lettered_at,
-        "position": record.position,
-        "failed_reason": job.last_error or record.dead_letter_reason,
-        "dead_letter_reason": record.dead_letter_reason,
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-    }
-
-
-def idempotency_row(event: StoredEvent) -> dict[str, Any]:
-    """The ``idempotency`` row an ``enqueued`` event creates."""
-    request = event.data["request"]
-    return {
-        "idempotency_key": str(request["idempotency_key"]),
-        "job_id": event.job_id,
-        "fingerprint": str(event.data["fingerprint"]),
-        "first_seen_at": event.occurred_at,
-    }
-
-
-def stats_row(key: StatsKey, totals: Totals) -> dict[str, Any]:
-    return {"currency": key[0], "bucket": key[1], "jobs": totals.jobs, "amount": totals.amount}
-
-
-def settled_row(key: SettledKey, totals: Totals) -> dict[str, Any]:
-    day, currency, user_id, place_id, mission_id = key
-    return {
-        "day": day,
-        "currency": currency,
-        "user_id": user_id,
-        "place_id": place_id,
-        "mission_id": mission_id,
-        "jobs": totals.jobs,
-        "amount": totals.amount,
-    }
+def named(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """A row tuple as a dict keyed by column name."""
+    return dict(zip(columns, values, strict=True))

@@ -14,17 +14,22 @@ from itertools import islice
 from typing import Any
 
 from ledger.events import StoredEvent
+from ledger.lifecycle import as_time
 from projections.fold import (
+    DLQ_COLUMNS,
+    IDEMPOTENCY_COLUMNS,
+    JOB_COLUMNS,
+    DailyKey,
+    Fold,
     JobRecord,
+    JobState,
     SettledKey,
     StatsKey,
     Totals,
-    dlq_row,
-    fold_batch,
-    job_row,
-    jobs_to_load,
-    settled_row,
-    stats_row,
+    dlq_values,
+    idempotency_values,
+    job_values,
+    named,
 )
 from projections.snapshot import Snapshot
 from projections.stats import QueueStats, stats_from_jobs, stats_from_rows
@@ -41,29 +46,42 @@ def batched(events: Iterable[StoredEvent], size: int) -> Iterator[list[StoredEve
 class MemoryProjection:
     """Every read model as dicts, folded with the same code as the SQL runner."""
 
-    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    #: every job ever enqueued (the fold's own records: always their current state)
+    states: dict[str, JobState] = field(default_factory=dict)
     dlq: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
     settled: dict[SettledKey, Totals] = field(default_factory=dict)
+    daily: dict[DailyKey, Totals] = field(default_factory=dict)
     position: int = 0
+    _fold: Fold = field(default_factory=Fold, repr=False)
+
+    @property
+    def jobs(self) -> dict[str, JobRecord]:
+        """Each job's folded state as a ``JobRecord`` (built on each call)."""
+        return {
+            job_id: JobRecord(state.to_job(), state.position, state.dead_letter_reason)
+            for job_id, state in self.states.items()
+        }
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
         """Fold one batch of events (positions after ``self.position``, in order)."""
         if not events:
             return
-        before = {job_id: self.jobs[job_id] for job_id in jobs_to_load(events)}
-        changes = fold_batch(before, events)
-        self.jobs.update(changes.jobs)
+        self._fold.fold_events(events)
+        changes = self._fold.drain()
+        for state in changes.jobs:
+            self.states[state.job_id] = state
         for job_id in changes.dlq_removed:
             del self.dlq[job_id]
-        for record in changes.dlq:
-            self.dlq[record.job.job_id] = dlq_row(record)
+        for state in changes.dlq:
+            self.dlq[state.job_id] = named(DLQ_COLUMNS, dlq_values(state, as_time))
         for row in changes.idempotency:
-            self.idempotency[row["idempotency_key"]] = row
+            self.idempotency[row[0]] = named(IDEMPOTENCY_COLUMNS, idempotency_values(row, as_time))
         _merge(self.stats, changes.stats)
         _merge(self.settled, changes.settled)
-        self.position = changes.last_position
+        _merge(self.daily, changes.daily)
+        self.position = changes.position
 
     def replay(self, events: Iterable[StoredEvent], batch_size: int = 1000) -> MemoryProjection:
         """Fold a whole stream of events, batch by batch; returns ``self``."""
@@ -75,11 +93,29 @@ class MemoryProjection:
         """Every table's rows, comparable with ``projections.snapshot.read_snapshot``."""
         return Snapshot.of(
             position=self.position,
-            job_state=[job_row(record) for record in self.jobs.values()],
-            queue_stats=[stats_row(key, value) for key, value in self.stats.items()],
+            job_state=[named(JOB_COLUMNS, job_values(s, as_time)) for s in self.states.values()],
+            queue_stats=[
+                {"currency": cur, "bucket": bucket, "jobs": t.jobs, "amount": t.amount}
+                for (cur, bucket), t in self.stats.items()
+            ],
             dlq=list(self.dlq.values()),
             idempotency=list(self.idempotency.values()),
-            settled_totals=[settled_row(key, value) for key, value in self.settled.items()],
+            settled_totals=[
+                {
+                    "day": day,
+                    "currency": cur,
+                    "user_id": user,
+                    "place_id": place,
+                    "mission_id": mission,
+                    "jobs": t.jobs,
+                    "amount": t.amount,
+                }
+                for (day, cur, user, place, mission), t in self.settled.items()
+            ],
+            daily_totals=[
+                {"day": day, "currency": cur, "jobs": t.jobs, "amount": t.amount}
+                for (day, cur), t in self.daily.items()
+            ],
         )
 
     def queue_stats(self, now: datetime) -> QueueStats:

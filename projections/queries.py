@@ -214,12 +214,14 @@ def totals(
     """Completed amounts per currency and per ``group_by`` (any of ``GROUPS``).
 
     ``start``/``end`` are UTC days, both inclusive. Rows are ordered by currency
-    then by the groups.
+    then by the groups. Grouped by day alone (or by currency only) they come from
+    ``daily_totals``, a few rows per day; finer groups sum ``settled_totals``.
     """
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:
         raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
-    table = tables.settled_totals
+    per_day = set(group_by) <= {"day"}
+    table = tables.daily_totals if per_day else tables.settled_totals
     columns = [table.c.currency, *(table.c[name] for name in group_by)]
     query = sa.select(*columns, sa.func.sum(table.c.jobs), sa.func.sum(table.c.amount))
     if start is not None:

@@ -124,6 +124,19 @@ def _settled_totals(name: str) -> sa.Table:
     )
 
 
+def _daily_totals(name: str) -> sa.Table:
+    # settled_totals summed per UTC day and currency, kept by the same fold: the
+    # per-day audit query reads a few rows instead of summing the finest grain
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("currency", sa.String(3), primary_key=True),
+        sa.Column("jobs", sa.BigInteger, nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectionTables:
     """One complete set of read-model tables and the name of its checkpoint row."""
@@ -134,11 +147,19 @@ class ProjectionTables:
     dlq: sa.Table
     idempotency: sa.Table
     settled_totals: sa.Table
+    daily_totals: sa.Table
 
     @property
     def all(self) -> tuple[sa.Table, ...]:
         """Every table of the set (the order rows are copied in a swap)."""
-        return (self.job_state, self.queue_stats, self.dlq, self.idempotency, self.settled_totals)
+        return (
+            self.job_state,
+            self.queue_stats,
+            self.dlq,
+            self.idempotency,
+            self.settled_totals,
+            self.daily_totals,
+        )
 
 
 def _table_set(name: str, prefix: str) -> ProjectionTables:
@@ -149,6 +170,7 @@ def _table_set(name: str, prefix: str) -> ProjectionTables:
         dlq=_dlq(f"{prefix}dlq"),
         idempotency=_idempotency(f"{prefix}idempotency"),
         settled_totals=_settled_totals(f"{prefix}settled_totals"),
+        daily_totals=_daily_totals(f"{prefix}daily_totals"),
     )
 
 

@@ -7,9 +7,12 @@ from sqlalchemy.engine import Engine
 
 from ledger import migrate
 from ledger.store import EventStore
+from projections.memory import MemoryProjection
 from projections.runner import Projector
 from projections.schema import LIVE, SCRATCH, checkpoints
+from projections.snapshot import read_snapshot
 from tests.factories import request
+from tests.projection_logs import append_plan, seeded_plan
 
 
 def tables(engine: Engine) -> set[str]:
@@ -37,3 +40,20 @@ def test_downgrade_to_the_log_keeps_events_and_upgrade_re_projects(
     engine.dispose()
     migrate.check(db_url)
     assert Projector(store).catch_up() == 1
+
+
+def test_daily_totals_revision_fills_them_from_settled_totals(
+    db_url: str, engine: Engine, store: EventStore
+) -> None:
+    append_plan(store, seeded_plan(3, 40))
+    Projector(store).catch_up()
+    expected = MemoryProjection().replay(store.read_all()).snapshot()
+    assert expected.tables["daily_totals"]  # the plan completes some jobs
+    migrate.downgrade(db_url, "0002_projections")
+    engine.dispose()
+    assert "daily_totals" not in tables(engine)
+    migrate.upgrade(db_url)
+    engine.dispose()
+    # refilled from settled_totals, so the set stands at its checkpoint: no rebuild needed
+    assert read_snapshot(engine) == expected
+    migrate.check(db_url)

@@ -152,6 +152,29 @@ def test_settled_totals_group_by_day_user_place_mission(store: EventStore, engin
         queries.totals(engine, group_by=["amount"])
 
 
+def test_totals_per_day_come_from_daily_totals_and_match_the_finest_grain(
+    store: EventStore, engine: Engine
+) -> None:
+    append_plan(store, seeded_plan(5, 60))
+    Projector(store, batch_size=7).catch_up()
+    by_day = queries.totals(engine, group_by=("day",))
+    assert by_day  # the plan completes jobs
+    # the same sums from settled_totals (grouped finer, added up here)
+    finer: dict[tuple[str, object], tuple[int, int]] = {}
+    for row in queries.totals(engine, group_by=("day", "user_id")):
+        key = (row.currency, row.group["day"])
+        jobs, amount = finer.get(key, (0, 0))
+        finer[key] = (jobs + row.jobs, amount + row.amount)
+    assert {(r.currency, r.group["day"]): (r.jobs, r.amount) for r in by_day} == finer
+    per_currency = queries.totals(engine, group_by=())
+    assert sum(r.amount for r in per_currency) == sum(r.amount for r in by_day)
+    # the query reads the per-day table: emptying it empties the answer
+    with engine.begin() as conn:
+        conn.execute(sa.delete(LIVE.daily_totals))
+    assert queries.totals(engine, group_by=("day",)) == []
+    assert queries.totals(engine, group_by=("day", "user_id")) != []
+
+
 def test_history_reads_the_log(store: EventStore) -> None:
     job_id = enqueue(store, "h")
     dead_letter(store, job_id, "boom")

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
@@ -66,6 +67,43 @@ def test_catch_up_in_random_chunks_equals_rebuild_equals_as_of(
     prefix = fold_of(store, until=cut).snapshot()
     assert read_snapshot(engine, SCRATCH) == prefix
     assert replay_in_memory(store, until_position=cut).snapshot() == prefix
+
+
+def test_a_small_memory_cap_reloads_jobs_and_gives_the_same_rows(
+    store: EventStore, engine: Engine
+) -> None:
+    for seed in range(3):
+        append_plan(store, seeded_plan(seed, 25))
+    expected = fold_of(store).snapshot()
+    # one job held at a time: every later event of an older job reloads it from its row
+    live = Projector(store, LIVE, batch_size=6, held_jobs=1)
+    live.reset()
+    live.catch_up()
+    assert read_snapshot(engine) == expected
+    scratch = Projector(store, SCRATCH, batch_size=5, held_jobs=0)
+    scratch.reset()
+    scratch.catch_up()
+    assert read_snapshot(engine, SCRATCH) == expected
+
+
+def test_rebuild_replaces_stale_live_rows_and_keeps_following(
+    store: EventStore, engine: Engine
+) -> None:
+    append_plan(store, seeded_plan(7, 20))
+    Projector(store).catch_up()
+    with engine.begin() as conn:  # damage the live set: a rebuild must not keep any of it
+        conn.execute(sa.update(LIVE.job_state).values(attempts=99))
+        conn.execute(sa.delete(LIVE.daily_totals))
+    assert read_snapshot(engine) != fold_of(store).snapshot()
+    positions: list[int] = []
+    assert rebuild(store, batch_size=9, on_batch=lambda _n, p: positions.append(p)) == (
+        store.head().position
+    )
+    assert read_snapshot(engine) == fold_of(store).snapshot()
+    assert positions and positions[-1] == store.head().position
+    append_plan(store, seeded_plan(8, 10))
+    Projector(store).catch_up()
+    assert read_snapshot(engine) == fold_of(store).snapshot()
 
 
 def test_as_of_a_time_is_the_prefix_up_to_it(store: EventStore, engine: Engine) -> None:

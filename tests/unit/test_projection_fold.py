@@ -9,7 +9,7 @@ import pytest
 from ledger.errors import IllegalTransition
 from ledger.events import EventType, StoredEvent
 from ledger.lifecycle import JobStatus
-from projections.fold import ENQUEUED, Totals, fold_batch, jobs_to_load
+from projections.fold import ENQUEUED, Changes, Fold, JobState, Totals
 from projections.memory import MemoryProjection
 from projections.queries import epoch_ms
 from projections.stats import balances, stats_from_jobs, stats_from_rows
@@ -38,6 +38,12 @@ def stats_of(changes_stats: dict[tuple[str, str], Totals]) -> dict[tuple[str, st
     return {key: value.jobs for key, value in changes_stats.items()}
 
 
+def fold_batch(fold: Fold, events: list[StoredEvent]) -> Changes:
+    """Fold one batch and drain it (what the runner does per transaction)."""
+    fold.fold_events(events)
+    return fold.drain()
+
+
 @pytest.mark.parametrize(
     ("types", "status", "stats"),
     [
@@ -62,22 +68,24 @@ def stats_of(changes_stats: dict[tuple[str, str], Totals]) -> dict[tuple[str, st
 def test_one_batch_from_nothing(
     types: list[EventType], status: str, stats: dict[tuple[str, str], int]
 ) -> None:
-    changes = fold_batch({}, history(*types))
-    (record,) = changes.jobs.values()
-    assert record.job.status.value == status
-    assert record.position == len(types)
+    changes = fold_batch(Fold(), history(*types))
+    (state,) = changes.new_jobs
+    assert state.status == status and state.to_job().status.value == status
+    assert state.position == len(types)
     assert stats_of(changes.stats) == stats
-    assert changes.last_position == len(types)
-    assert [row["idempotency_key"] for row in changes.idempotency] == ["key-1"]
+    assert changes.position == len(types)
+    assert [row[0] for row in changes.idempotency] == ["key-1"]
 
 
 def test_state_moves_between_buckets_across_batches() -> None:
     events = history(E.ENQUEUED, E.ATTEMPTED, E.FAILED, E.DEAD_LETTERED, E.REQUEUED)
-    first = fold_batch({}, events[:4])
-    assert [r.job.job_id for r in first.dlq] == ["job-1"]
+    fold = Fold()
+    first = fold_batch(fold, events[:4])
+    assert [s.job_id for s in first.dlq] == ["job-1"]
     assert first.dlq[0].dead_letter_reason == "attempts exhausted"
-    second = fold_batch(first.jobs, events[4:])
+    second = fold_batch(fold, events[4:])
     assert second.dlq_removed == ["job-1"] and second.dlq == []
+    assert [s.job_id for s in second.changed_jobs] == ["job-1"] and second.new_jobs == []
     assert stats_of(second.stats) == {("KRW", "dead"): -1, ("KRW", "waiting"): 1}
     assert second.stats[("KRW", "waiting")].amount == 10_000
     assert second.idempotency == []
@@ -85,23 +93,71 @@ def test_state_moves_between_buckets_across_batches() -> None:
 
 def test_completion_is_summed_on_its_utc_day() -> None:
     events = history(E.ENQUEUED, E.ATTEMPTED, E.COMPLETED)
-    changes = fold_batch({}, events)
+    changes = fold_batch(Fold(), events)
     key = (date(2026, 1, 1), "KRW", "user-1", "place-1", "mission-1")
     assert changes.settled == {key: Totals(1, 10_000)}
+    assert changes.daily == {(date(2026, 1, 1), "KRW"): Totals(1, 10_000)}
 
 
 def test_a_batch_needs_the_jobs_it_did_not_enqueue() -> None:
     events = history(E.ENQUEUED, E.ATTEMPTED) + history(E.ENQUEUED, job_id="job-2", start=3)
     later = [stored(E.COMPLETED, job_id="job-1", version=3, position=4)]
-    assert jobs_to_load(events) == []
-    assert jobs_to_load(later + events[2:]) == ["job-1"]
+    rows = [
+        (e.position, e.job_id, e.version, e.type.value, e.data, e.occurred_at, e.actor)
+        for e in later + events[2:]
+    ]
+    assert Fold().missing(rows[1:]) == []
+    assert Fold().missing(rows) == ["job-1"]
     with pytest.raises(IllegalTransition):
-        fold_batch({}, later)
+        fold_batch(Fold(), later)
 
 
 def test_an_illegal_event_is_refused() -> None:
     with pytest.raises(IllegalTransition):
-        fold_batch({}, history(E.ENQUEUED, E.COMPLETED))
+        fold_batch(Fold(), history(E.ENQUEUED, E.COMPLETED))
+    fold = Fold()
+    fold_batch(fold, history(E.ENQUEUED))
+    with pytest.raises(IllegalTransition):  # a job is enqueued once
+        fold_batch(fold, history(E.ENQUEUED, start=2))
+
+
+def test_a_completed_job_is_forgotten_once_drained() -> None:
+    fold = Fold()
+    fold.fold_events(history(E.ENQUEUED, E.ATTEMPTED, E.COMPLETED))
+    fold.fold_events(history(E.ENQUEUED, job_id="job-2", start=4))
+    assert set(fold.jobs) == {"job-1", "job-2"}
+    fold.drain()
+    assert set(fold.jobs) == {"job-2"}  # only open jobs stay in memory
+    with pytest.raises(IllegalTransition):  # and nothing follows a completion
+        fold.fold_events([stored(E.ATTEMPTED, job_id="job-1", version=4, position=6)])
+
+
+def test_forget_keeps_the_newest_jobs_and_a_forgotten_one_can_be_held_again() -> None:
+    fold = Fold()
+    for number in range(1, 6):
+        fold.fold_events(history(E.ENQUEUED, job_id=f"job-{number}", start=number))
+    changes = fold.drain()
+    fold.forget(2)
+    assert list(fold.jobs) == ["job-4", "job-5"]
+    attempt = stored(E.ATTEMPTED, job_id="job-1", version=2, position=6)
+    rows = [(6, "job-1", 2, "attempted", attempt.data, attempt.occurred_at, "w")]
+    assert fold.missing(rows) == ["job-1"]
+    (stored_row,) = [state for state in changes.new_jobs if state.job_id == "job-1"]
+    fold.hold([stored_row])
+    fold.fold(rows)
+    after = fold.drain()
+    assert [state.job_id for state in after.changed_jobs] == ["job-1"]
+    assert stats_of(after.stats) == {("KRW", "waiting"): -1, ("KRW", "processing"): 1}
+
+
+def test_job_state_to_job_matches_the_lifecycle_fold() -> None:
+    from ledger.lifecycle import fold as lifecycle_fold
+
+    events = history(E.ENQUEUED, E.ATTEMPTED, E.FAILED, E.DEAD_LETTERED, E.REQUEUED, E.ATTEMPTED)
+    fold = Fold()
+    fold.fold_events(events)
+    state: JobState = fold.jobs["job-1"]
+    assert state.to_job() == lifecycle_fold(events)
 
 
 def test_memory_projection_drops_emptied_buckets_and_dlq_rows() -> None:
