@@ -314,5 +314,6 @@ class HotQueue:
         """The job's score in ``ready``/``delayed``/``inflight`` (ms), if held there."""
         name: str = getattr(self.keys, where)
         with translate_errors():
-            value = cast(float | None, self.client.zscore(name, job_id))
-        return None if value is None else int(value)
+            value: object = self.client.zscore(name, job_id)
+        # redis-py 5 types zscore loosely, 6+ as float | None: accept both
+        return None if value is None else int(cast(float, value))
