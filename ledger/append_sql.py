@@ -1,0 +1,229 @@
+"""The statements of an append, per backend: lock and head, idempotency look-up, bulk insert.
+
+``ledger.store`` decides what to append; this module only moves it in and out
+of the events table on the write path, as directly as each driver allows:
+
+* PostgreSQL (psycopg 3): ``BEGIN``, the append lock and the head read go to the
+  server in one pipelined round trip (each statement still takes its own
+  snapshot, so the head is read after the lock is granted); rows go in with
+  ``COPY``, about a fifth of the client CPU of a multi-row ``INSERT``. The
+  idempotency look-up is never a prepared statement: psycopg prepares a query
+  after five runs, and a generic plan made while the log was small (this
+  project's servers may run without autovacuum, so with no statistics) stays a
+  sequential scan as the log grows.
+* SQLite: SQLAlchemy Core for the reads, one multi-row ``INSERT`` per chunk of
+  rows (its text built once per chunk size).
+
+Rows are tuples in ``COLUMNS`` order, values as the driver takes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect
+
+from ledger.events import GENESIS_HASH, to_utc
+from ledger.schema import events as events_table
+
+#: high 32 bits of the PostgreSQL advisory lock key that serialises appends
+#: ("LEDG"); the low 32 bits are the events table's OID, so two ledgers in two
+#: schemas of one database (two tables) never wait for each other
+APPEND_LOCK_BASE = 0x4C454447 << 32
+
+#: the events table's columns in the order of a row tuple
+COLUMNS = (
+    "position",
+    "job_id",
+    "version",
+    "type",
+    "data",
+    "occurred_at",
+    "actor",
+    "idempotency_key",
+    "user_id",
+    "place_id",
+    "mission_id",
+    "prev_hash",
+    "hash",
+)
+#: SQLite's limit is 32,766 bound values per statement; 500 rows use 6,500
+_SQLITE_CHUNK = 500
+
+Row = tuple[Any, ...]
+#: position, hash, occurred_at of the last event (None when the log is empty)
+Head = tuple[int, str, datetime | None]
+#: idempotency key -> (job id, request fingerprint)
+KnownKeys = dict[str, tuple[str, str]]
+
+
+class AppendSQL(Protocol):
+    """What an append needs from the database, inside the caller's transaction."""
+
+    def lock_and_head(self, conn: Connection) -> tuple[Head, datetime | None]:
+        """Take the append lock, then read the head (and the database clock, if it has one)."""
+
+    def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
+        """The keys among ``keys`` already in the log."""
+
+    def versions(self, conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
+        """Each job's current version (jobs with no events are left out)."""
+
+    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+        """Insert sealed rows; a violated constraint raises ``sqlalchemy.exc.IntegrityError``."""
+
+    def time_value(self, moment: datetime) -> Any:
+        """``occurred_at`` as the driver takes it for this backend."""
+
+
+def for_dialect(dialect: Dialect) -> AppendSQL:
+    """The append statements for the engine's backend."""
+    if dialect.name == "postgresql":
+        return PostgresAppendSQL()
+    return SqliteAppendSQL(dialect)
+
+
+def _head_of(row: Sequence[Any] | None) -> Head:
+    if row is None or row[0] is None:
+        return 0, GENESIS_HASH, None
+    return int(row[0]), str(row[1]), to_utc(row[2])
+
+
+def _fingerprints(rows: Iterator[Sequence[Any]]) -> KnownKeys:
+    return {key: (job_id, orjson.loads(data)["fingerprint"]) for key, job_id, data in rows}
+
+
+# -- SQLite -----------------------------------------------------------------------
+
+
+class SqliteAppendSQL:
+    """SQLite: the write lock is ``BEGIN IMMEDIATE`` (see ``ledger.db``), taken on opening."""
+
+    _HEAD = (
+        sa.select(events_table.c.position, events_table.c.hash, events_table.c.occurred_at)
+        .order_by(events_table.c.position.desc())
+        .limit(1)
+    )
+
+    def __init__(self, dialect: Dialect) -> None:
+        bind = events_table.c.occurred_at.type.bind_processor(dialect)
+        self._bind_time: Callable[[Any], Any] | None = bind
+
+    def lock_and_head(self, conn: Connection) -> tuple[Head, datetime | None]:
+        return _head_of(conn.execute(self._HEAD).first()), None
+
+    def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
+        known: KnownKeys = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _SQLITE_CHUNK):
+            query = sa.select(
+                events_table.c.idempotency_key, events_table.c.job_id, events_table.c.data
+            ).where(events_table.c.idempotency_key.in_(unique[start : start + _SQLITE_CHUNK]))
+            known.update(_fingerprints(iter(conn.execute(query))))
+        return known
+
+    def versions(self, conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(job_ids), _SQLITE_CHUNK):
+            query = (
+                sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
+                .where(events_table.c.job_id.in_(job_ids[start : start + _SQLITE_CHUNK]))
+                .group_by(events_table.c.job_id)
+            )
+            found.update({job_id: int(version) for job_id, version in conn.execute(query)})
+        return found
+
+    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+        for start in range(0, len(rows), _SQLITE_CHUNK):
+            chunk = rows[start : start + _SQLITE_CHUNK]
+            params = tuple(value for row in chunk for value in row)
+            conn.exec_driver_sql(_sqlite_insert(len(chunk)), params)
+
+    def time_value(self, moment: datetime) -> Any:
+        # the column type's own conversion, so rows read back exactly as before
+        return self._bind_time(moment) if self._bind_time is not None else moment
+
+
+@lru_cache(maxsize=64)
+def _sqlite_insert(rows: int) -> str:
+    one = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    return f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES " + ", ".join([one] * rows)
+
+
+# -- PostgreSQL -------------------------------------------------------------------
+
+_PG_LOCK = "SELECT pg_advisory_xact_lock(%s + 'events'::regclass::oid::bigint)"
+# one row even on an empty log: the clock, and the head (NULLs when there is none)
+_PG_HEAD = (
+    "SELECT h.position, h.hash, h.occurred_at, clock_timestamp() FROM (SELECT 1) AS one"
+    " LEFT JOIN (SELECT position, hash, occurred_at FROM events"
+    " ORDER BY position DESC LIMIT 1) AS h ON true"
+)
+_PG_KEYS = "SELECT idempotency_key, job_id, data FROM events WHERE idempotency_key = ANY(%s)"
+# a correlated max per id: one backward probe of the (job_id, version) index per job
+# (an IN (…) GROUP BY on a never-analysed log was planned as a full scan)
+_PG_VERSIONS = (
+    "SELECT ids.job_id, (SELECT max(version) FROM events WHERE job_id = ids.job_id)"
+    " FROM unnest(%s::text[]) AS ids(job_id)"
+)
+_PG_COPY = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+class PostgresAppendSQL:
+    """PostgreSQL through psycopg 3 directly (the connection SQLAlchemy holds)."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        # libpq 14+ pipelines; an older system libpq gets the same statements one by one
+        self._pipelined = psycopg.Pipeline.is_supported()
+
+    def lock_and_head(self, conn: Connection) -> tuple[Head, datetime | None]:
+        driver = _psycopg(conn)
+        with _driver_errors(_PG_HEAD), driver.pipeline() if self._pipelined else nullcontext():
+            driver.execute(_PG_LOCK, (APPEND_LOCK_BASE,), prepare=False)
+            # never prepared either: a generic plan made on a tiny log could be a scan
+            row = driver.execute(_PG_HEAD, prepare=False).fetchone()
+        return _head_of(row), to_utc(row[3])
+
+    def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
+        with _driver_errors(_PG_KEYS):
+            unique = list(dict.fromkeys(keys))
+            cursor = _psycopg(conn).execute(_PG_KEYS, (unique,), prepare=False)
+            return _fingerprints(iter(cursor))
+
+    def versions(self, conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
+        with _driver_errors(_PG_VERSIONS):
+            cursor = _psycopg(conn).execute(_PG_VERSIONS, (list(job_ids),), prepare=False)
+            return {job_id: int(version) for job_id, version in cursor if version}
+
+    def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
+        with _driver_errors(_PG_COPY), _psycopg(conn).cursor().copy(_PG_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def time_value(self, moment: datetime) -> Any:
+        return moment
+
+
+def _psycopg(conn: Connection) -> Any:
+    """The psycopg connection under SQLAlchemy's, inside the same transaction."""
+    return conn.connection.driver_connection
+
+
+@contextmanager
+def _driver_errors(statement: str) -> Iterator[None]:
+    """psycopg's errors as SQLAlchemy's, so the store translates one error tree."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
