@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
@@ -64,11 +65,24 @@ Head = tuple[int, str, datetime | None]
 KnownKeys = dict[str, tuple[str, str]]
 
 
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What an append reads under the lock before it writes."""
+
+    head: Head
+    #: the database's clock (PostgreSQL), None where the store keeps time itself
+    clock: datetime | None
+    known_keys: KnownKeys
+    versions: dict[str, int]
+
+
 class AppendSQL(Protocol):
     """What an append needs from the database, inside the caller's transaction."""
 
-    def lock_and_head(self, conn: Connection) -> tuple[Head, datetime | None]:
-        """Take the append lock, then read the head (and the database clock, if it has one)."""
+    def open(
+        self, conn: Connection, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
+    ) -> Opening:
+        """Take the append lock, then read the head, the clock and the look-ups asked for."""
 
     def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
         """The keys among ``keys`` already in the log."""
@@ -116,8 +130,12 @@ class SqliteAppendSQL:
         bind = events_table.c.occurred_at.type.bind_processor(dialect)
         self._bind_time: Callable[[Any], Any] | None = bind
 
-    def lock_and_head(self, conn: Connection) -> tuple[Head, datetime | None]:
-        return _head_of(conn.execute(self._HEAD).first()), None
+    def open(
+        self, conn: Connection, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
+    ) -> Opening:
+        head = _head_of(conn.execute(self._HEAD).first())
+        known = self.known_keys(conn, keys) if keys else {}
+        return Opening(head, None, known, self.versions(conn, job_ids) if job_ids else {})
 
     def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
         known: KnownKeys = {}
@@ -174,6 +192,7 @@ _PG_VERSIONS = (
     " FROM unnest(%s::text[]) AS ids(job_id)"
 )
 _PG_COPY = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
+_PG_INSERT_ONE = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * 13)})"
 
 
 class PostgresAppendSQL:
@@ -185,32 +204,54 @@ class PostgresAppendSQL:
         # libpq 14+ pipelines; an older system libpq gets the same statements one by one
         self._pipelined = psycopg.Pipeline.is_supported()
 
-    def lock_and_head(self, conn: Connection) -> tuple[Head, datetime | None]:
+    def open(
+        self, conn: Connection, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
+    ) -> Opening:
         driver = _psycopg(conn)
+        # one round trip: BEGIN, the lock, then reads that each take their own
+        # snapshot after the lock is granted (READ COMMITTED), so they see every
+        # append committed before ours. None is prepared: a generic plan made
+        # while the log was tiny could stay a scan
         with _driver_errors(_PG_HEAD), driver.pipeline() if self._pipelined else nullcontext():
             driver.execute(_PG_LOCK, (APPEND_LOCK_BASE,), prepare=False)
-            # never prepared either: a generic plan made on a tiny log could be a scan
-            row = driver.execute(_PG_HEAD, prepare=False).fetchone()
-        return _head_of(row), to_utc(row[3])
+            head = driver.execute(_PG_HEAD, prepare=False)
+            found = _query(driver, _PG_KEYS, list(dict.fromkeys(keys))) if keys else None
+            current = _query(driver, _PG_VERSIONS, list(job_ids)) if job_ids else None
+            row = head.fetchone()
+            known = _fingerprints(iter(found)) if found is not None else {}
+            versions = _versions(current) if current is not None else {}
+        return Opening(_head_of(row), to_utc(row[3]), known, versions)
 
     def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
         with _driver_errors(_PG_KEYS):
-            unique = list(dict.fromkeys(keys))
-            cursor = _psycopg(conn).execute(_PG_KEYS, (unique,), prepare=False)
-            return _fingerprints(iter(cursor))
+            return _fingerprints(iter(_query(_psycopg(conn), _PG_KEYS, list(dict.fromkeys(keys)))))
 
     def versions(self, conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
         with _driver_errors(_PG_VERSIONS):
-            cursor = _psycopg(conn).execute(_PG_VERSIONS, (list(job_ids),), prepare=False)
-            return {job_id: int(version) for job_id, version in cursor if version}
+            return _versions(_query(_psycopg(conn), _PG_VERSIONS, list(job_ids)))
 
     def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
-        with _driver_errors(_PG_COPY), _psycopg(conn).cursor().copy(_PG_COPY) as copy:
+        driver = _psycopg(conn)
+        if len(rows) == 1:
+            # one row: a (prepared) INSERT is one round trip, COPY takes two
+            with _driver_errors(_PG_INSERT_ONE):
+                driver.execute(_PG_INSERT_ONE, rows[0])
+            return
+        with _driver_errors(_PG_COPY), driver.cursor().copy(_PG_COPY) as copy:
             for row in rows:
                 copy.write_row(row)
 
     def time_value(self, moment: datetime) -> Any:
         return moment
+
+
+def _query(driver: Any, statement: str, values: list[str]) -> Any:
+    """Run a look-up over one array parameter, unprepared; returns its cursor."""
+    return driver.execute(statement, (values,), prepare=False)
+
+
+def _versions(rows: Any) -> dict[str, int]:
+    return {job_id: int(version) for job_id, version in rows if version}
 
 
 def _psycopg(conn: Connection) -> Any:

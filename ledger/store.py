@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.append_sql import Row, for_dialect
+from ledger.append_sql import Opening, Row, for_dialect
 from ledger.db import READ_ONLY, is_sqlite
 from ledger.errors import (
     ConcurrencyError,
@@ -153,8 +153,8 @@ class EventStore:
         job_ids = [item.job_id for item in appends]
         if len(set(job_ids)) != len(job_ids):
             raise ValueError("append_many takes each job at most once per call")
-        with self._writing() as (conn, head):
-            current = self._sql.versions(conn, job_ids)
+        with self._opening(job_ids=job_ids) as (conn, head, opening):
+            current = opening.versions
             accepted: list[StreamAppend] = []
             rejected: list[ConcurrencyError] = []
             for item in appends:
@@ -206,8 +206,9 @@ class EventStore:
             raise ValueError("max_attempts must be at least 1")
         if delay is not None and delay < timedelta(0):
             raise ValueError("delay must not be negative")
-        with self._writing() as (conn, head):
-            known = self._sql.known_keys(conn, [request.idempotency_key for request in requests])
+        keys = [request.idempotency_key for request in requests]
+        with self._opening(keys=keys) as (conn, head, opening):
+            known = opening.known_keys
             results: list[EnqueueResult | None] = []
             appends: list[StreamAppend] = []
             for request in requests:
@@ -238,9 +239,19 @@ class EventStore:
 
     @contextmanager
     def _writing(self) -> Iterator[tuple[Connection, LogHead]]:
+        """A write transaction holding the append lock, and the log's head under it."""
+        with self._opening() as (conn, head, _opening):
+            yield conn, head
+
+    @contextmanager
+    def _opening(
+        self, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
+    ) -> Iterator[tuple[Connection, LogHead, Opening]]:
+        """``_writing``, with the idempotency and version look-ups read under the lock too."""
         with translate_errors(), self.engine.begin() as conn:
-            (position, digest, occurred_at), clock = self._sql.lock_and_head(conn)
-            yield conn, LogHead(position, digest, occurred_at, clock)
+            opening = self._sql.open(conn, keys=keys, job_ids=job_ids)
+            position, digest, occurred_at = opening.head
+            yield conn, LogHead(position, digest, occurred_at, opening.clock), opening
 
     def _event_time(self, conn: Connection, head: LogHead) -> datetime:
         """The time stamped on the next events: the one clock, never behind the head.
