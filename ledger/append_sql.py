@@ -125,6 +125,15 @@ class SqliteAppendSQL:
         .order_by(events_table.c.position.desc())
         .limit(1)
     )
+    # one expanding parameter: compiled once and cached, whatever the number of values
+    _KEYS = sa.select(
+        events_table.c.idempotency_key, events_table.c.job_id, events_table.c.data
+    ).where(events_table.c.idempotency_key.in_(sa.bindparam("values", expanding=True)))
+    _VERSIONS = (
+        sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
+        .where(events_table.c.job_id.in_(sa.bindparam("values", expanding=True)))
+        .group_by(events_table.c.job_id)
+    )
 
     def __init__(self, dialect: Dialect) -> None:
         bind = events_table.c.occurred_at.type.bind_processor(dialect)
@@ -141,21 +150,15 @@ class SqliteAppendSQL:
         known: KnownKeys = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), _SQLITE_CHUNK):
-            query = sa.select(
-                events_table.c.idempotency_key, events_table.c.job_id, events_table.c.data
-            ).where(events_table.c.idempotency_key.in_(unique[start : start + _SQLITE_CHUNK]))
-            known.update(_fingerprints(iter(conn.execute(query))))
+            chunk = unique[start : start + _SQLITE_CHUNK]
+            known.update(_fingerprints(iter(conn.execute(self._KEYS, {"values": chunk}))))
         return known
 
     def versions(self, conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(job_ids), _SQLITE_CHUNK):
-            query = (
-                sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
-                .where(events_table.c.job_id.in_(job_ids[start : start + _SQLITE_CHUNK]))
-                .group_by(events_table.c.job_id)
-            )
-            found.update({job_id: int(version) for job_id, version in conn.execute(query)})
+            chunk = job_ids[start : start + _SQLITE_CHUNK]
+            found.update(_versions(conn.execute(self._VERSIONS, {"values": chunk})))
         return found
 
     def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
