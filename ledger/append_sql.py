@@ -3,14 +3,15 @@
 ``ledger.store`` decides what to append; this module only moves it in and out
 of the events table on the write path, as directly as each driver allows:
 
-* PostgreSQL (psycopg 3): ``BEGIN``, the append lock and the head read go to the
-  server in one pipelined round trip (each statement still takes its own
-  snapshot, so the head is read after the lock is granted); rows go in with
-  ``COPY``, about a fifth of the client CPU of a multi-row ``INSERT``. The
-  idempotency look-up is never a prepared statement: psycopg prepares a query
-  after five runs, and a generic plan made while the log was small (this
-  project's servers may run without autovacuum, so with no statistics) stays a
-  sequential scan as the log grows.
+* PostgreSQL (psycopg 3): ``BEGIN``, the append lock, the head read and the
+  look-up the append needs (idempotency keys or versions) go to the server in
+  one pipelined round trip (each statement still takes its own snapshot, so it
+  reads after the lock is granted). None of them is a prepared statement:
+  psycopg prepares a query after five runs, and a generic plan made while the
+  log was small (this project's servers may run without autovacuum, so with no
+  statistics) stays a sequential scan as the log grows. Rows go in with
+  ``COPY``, about a fifth of the client CPU of a multi-row ``INSERT``; a single
+  row with one ``INSERT`` (``COPY`` takes two round trips).
 * SQLite: SQLAlchemy Core for the reads, one multi-row ``INSERT`` per chunk of
   rows (its text built once per chunk size).
 
@@ -136,8 +137,10 @@ class SqliteAppendSQL:
     )
 
     def __init__(self, dialect: Dialect) -> None:
-        bind = events_table.c.occurred_at.type.bind_processor(dialect)
-        self._bind_time: Callable[[Any], Any] | None = bind
+        # the dialect's own DATETIME conversion (text without an offset), so stored
+        # times compare with the ones SQLAlchemy binds in queries (``until_time``)
+        column_type = events_table.c.occurred_at.type.dialect_impl(dialect)
+        self._bind_time: Callable[[Any], Any] | None = column_type.bind_processor(dialect)
 
     def open(
         self, conn: Connection, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
@@ -168,7 +171,6 @@ class SqliteAppendSQL:
             conn.exec_driver_sql(_sqlite_insert(len(chunk)), params)
 
     def time_value(self, moment: datetime) -> Any:
-        # the column type's own conversion, so rows read back exactly as before
         return self._bind_time(moment) if self._bind_time is not None else moment
 
 
@@ -195,7 +197,9 @@ _PG_VERSIONS = (
     " FROM unnest(%s::text[]) AS ids(job_id)"
 )
 _PG_COPY = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
-_PG_INSERT_ONE = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * 13)})"
+_PG_INSERT_ONE = (
+    f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+)
 
 
 class PostgresAppendSQL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -57,6 +57,20 @@ def test_a_batch_shares_one_time_and_seals_every_event(store: EventStore) -> Non
     assert written[1].data["due_at"] is not None
     assert list(store.read_all(after=2)) == written  # what was returned is what is stored
     assert_chain(store)
+
+
+def test_times_are_stored_as_queries_bind_them(engine: Engine) -> None:
+    """``until_time`` at an event's own time includes it (SQLite compares stored text)."""
+    start = datetime(2026, 11, 26, 12, 0, 0, 250_000, tzinfo=UTC)
+    times = iter([start, start + timedelta(seconds=1)])
+    store = EventStore(engine, clock=lambda: next(times))
+    batch = store.enqueue_many([request(idempotency_key=k) for k in "ab"], max_attempts=3)
+    store.enqueue(request(idempotency_key="c"), max_attempts=3)
+    assert batch[0].event is not None and batch[0].event.occurred_at == start
+    assert [e.idempotency_key for e in store.read_all(until_time=start)] == ["a", "b"]
+    later = start + timedelta(seconds=1)
+    assert [e.idempotency_key for e in store.read_all(until_time=later)] == ["a", "b", "c"]
+    assert [e.occurred_at for e in store.read_all()] == [start, start, later]
 
 
 def test_a_large_batch_is_written_whole(store: EventStore) -> None:
