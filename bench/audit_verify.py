@@ -1,6 +1,6 @@
 """Measure ``verify`` and ``events`` throughput on a generated log.
 
-    python -m bench.audit_verify --url sqlite:////tmp/bench.db --jobs 100000
+    python -m bench.audit_verify --url sqlite:////tmp/bench.db --jobs 100000 [--workers 2]
 
 Generates ``jobs`` settlements (enqueued, attempted, completed: 3 events each) in
 batches through the real store, then times ``verify_log`` and a full JSONL export.
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--skip-generate", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="verify_log(workers=N)")
     args = parser.parse_args()
     if not args.skip_generate:
         migrate.upgrade(args.url)
@@ -66,7 +67,7 @@ def main() -> None:
         generate(store, args.jobs)
         print(f"generated {args.jobs * 3} events in {time.perf_counter() - started:.1f}s")
     started = time.perf_counter()
-    result = verify_log(engine)
+    result = verify_log(engine, workers=args.workers)
     elapsed = time.perf_counter() - started
     assert result.ok, result.problem
     print(f"verify: {result.checked} events in {elapsed:.2f}s = {result.checked / elapsed:,.0f}/s")

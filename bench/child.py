@@ -2,7 +2,8 @@
 
 ``python -m bench.child rebuild|verify URL`` prints one JSON object:
 ``{"events": …, "seconds": …, "peak_rss_mb": …}`` (peak RSS from
-``getrusage(RUSAGE_SELF)``, i.e. the whole child: interpreter, imports, work).
+``getrusage(RUSAGE_SELF)``, i.e. the whole child: interpreter, imports, work;
+``verify-2`` also reports ``workers_peak_rss_mb``, the largest of its workers).
 Exit 3 with ``{"unavailable": "…"}`` when the module is not there yet.
 
 The adapters below are the plug-in points: each is the one call into a module
@@ -47,14 +48,14 @@ def rebuild(url: str) -> int:
         engine.dispose()
 
 
-def verify(url: str) -> int:
+def verify(url: str, workers: int = 1) -> int:
     """The tamper-evidence walk over the whole log (issue 6: ``ledger.audit.verify``)."""
     require("ledger.audit.verify")
     from ledger.audit import verify as audit_verify
 
     engine = create_engine(url)
     try:
-        result = audit_verify.verify_log(engine)
+        result = audit_verify.verify_log(engine, workers=workers)
         if not result.ok:
             raise RuntimeError(f"verify found a problem in a generated log: {result.problem}")
         return int(result.checked)
@@ -62,7 +63,12 @@ def verify(url: str) -> int:
         engine.dispose()
 
 
-WORKLOADS = {"rebuild": rebuild, "verify": verify}
+def verify_2(url: str) -> int:
+    """The same walk with ranges checked by 2 worker processes (``workers=2``)."""
+    return verify(url, workers=2)
+
+
+WORKLOADS = {"rebuild": rebuild, "verify": verify, "verify-2": verify_2}
 
 
 def main(argv: list[str]) -> int:
@@ -77,6 +83,9 @@ def main(argv: list[str]) -> int:
         return 3
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = {"events": events, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}
+    workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if workers_kb:
+        out["workers_peak_rss_mb"] = workers_kb / 1024
     sys.stdout.write(orjson.dumps(out).decode() + "\n")
     return 0
 

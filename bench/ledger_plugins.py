@@ -204,11 +204,14 @@ def run_child(workload: str, url: str, module: str) -> Measure:
         raise NotAvailable(out["unavailable"])
     if proc.returncode != 0:
         raise RuntimeError(f"bench.child {workload} exited {proc.returncode}")
-    return {
+    figures = {
         "events_per_s": rate(out["events"], out["seconds"]),
         "events": float(out["events"]),
         "peak_rss_mb": float(out["peak_rss_mb"]),
     }
+    if "workers_peak_rss_mb" in out:
+        figures["workers_peak_rss_mb"] = float(out["workers_peak_rss_mb"])
+    return figures
 
 
 def rebuild(url: str) -> Measure:
@@ -217,6 +220,11 @@ def rebuild(url: str) -> Measure:
 
 def verify(url: str) -> Measure:
     return run_child("verify", url, "ledger.audit.verify")
+
+
+def verify_2(url: str) -> Measure:
+    """``verify_log(engine, workers=2)``: ranges of the log over 2 worker processes."""
+    return run_child("verify-2", url, "ledger.audit.verify")
 
 
 # -- audit query latencies ------------------------------------------------------

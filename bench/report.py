@@ -38,6 +38,7 @@ BIG_COLUMNS = [
     ("rebuild-big", "events_per_s", "rebuild big (ev/s)"),
     ("rebuild-big", "peak_rss_mb", "rebuild big RSS (MB)"),
     ("verify-big", "events_per_s", "verify big (ev/s)"),
+    ("verify-big-2", "events_per_s", "verify big, 2 procs (ev/s)"),
 ]
 EMPTY = "-"
 AUDIT_WORKLOADS = ["audit-job-history", "audit-dlq-page", "audit-user-day", "audit-totals-day"]

@@ -121,6 +121,7 @@ def big_log_section(run: Run, backend: str) -> None:
             run.measure(system, "floor-scan-big", lambda: ledger_log.floor_scan(url))
         if run.wants("verify"):
             run.measure(system, "verify-big", lambda: ledger_plugins.verify(url))
+            run.measure(system, "verify-big-2", lambda: ledger_plugins.verify_2(url))
         rebuilt = None
         if run.wants("rebuild", "audit"):
             rebuilt = run.measure(system, "rebuild-big", lambda: ledger_plugins.rebuild(url))

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from ledger.errors import IllegalTransition
-from ledger.events import EventType, NewEvent, format_time
-from ledger.lifecycle import Job, JobStatus, next_status
+from ledger.events import EventType, NewEvent, StoredEvent, format_time
+from ledger.lifecycle import TRANSITIONS, Job, JobStatus, next_status
 from ledger.retry import RetryPolicy
 
 LEASE_EXPIRED = "lease expired"
@@ -125,3 +125,28 @@ def placement(job: Job | None) -> tuple[Place, int]:
     if job.status is JobStatus.PROCESSING and job.lease_until is not None:
         return Place.INFLIGHT, to_ms(job.lease_until)
     return Place.INFLIGHT, 0
+
+
+#: the state every event leaves a job in (the transition table's targets agree per event)
+_STATUS_AFTER = {event: status for (_, event), status in TRANSITIONS.items()}
+
+
+def placement_after(event: StoredEvent) -> tuple[Place, int]:
+    """``placement`` of a job whose last event is ``event``, without folding its history.
+
+    Where a job stands depends only on its last event: the status it leads to,
+    and the due time (``enqueued``, ``requeued``) or lease deadline
+    (``attempted``) it carries. Rebuilding the hot queue needs no more.
+    """
+    status = _STATUS_AFTER[event.type]
+    if status in (JobStatus.COMPLETED, JobStatus.DEAD):
+        return Place.GONE, 0
+    if status is JobStatus.WAITING:
+        due = event.data.get("due_at")
+        return Place.WAITING, to_ms(_parse(due)) if due else 0
+    lease = event.data.get("lease_until") if status is JobStatus.PROCESSING else None
+    return Place.INFLIGHT, to_ms(_parse(lease)) if lease else 0
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -87,7 +87,7 @@ def event_hash(
     Changing, removing, inserting or reordering an event changes this hash or the
     next event's ``prev_hash``, which ``verify`` recomputes.
     """
-    return chain_hash(
+    return sealed_hash(
         prev_hash,
         position,
         job_id,
@@ -100,22 +100,21 @@ def event_hash(
     )
 
 
-def chain_hash(
+def sealed_hash(
     prev_hash: str,
     position: int,
     job_id: str,
     version: int,
     event_type: str,
     data_json: str,
-    occurred_at_text: str,
+    time_text: str,
     actor: str,
     idempotency_key: str | None,
 ) -> str:
     """``event_hash`` with the time already in its text form (``format_time``).
 
-    For callers that hash many events stamped with one time (an append batch, a
-    replay of one transaction): the time is formatted once, not once per event.
-    The material hashed is exactly ``event_hash``'s.
+    Positional and datetime-free: ``verify`` calls it once per stored row, with the
+    time text formatted by the database.
     """
     material = orjson.dumps(
         [
@@ -125,7 +124,7 @@ def chain_hash(
             version,
             event_type,
             data_json,
-            occurred_at_text,
+            time_text,
             actor,
             idempotency_key,
         ]

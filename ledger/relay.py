@@ -1,21 +1,29 @@
 """The relay: re-derive the hot queue from the log (invariants 1 and 2).
 
-The log is folded (``lifecycle.apply``) into the state of every job that is not
-completed; from that state ``decisions.placement`` says where Redis should hold
-each job, and idempotent pushes put it there. Nothing is ever moved or removed
-here, only added where missing, so running the relay next to live workers is
-safe: a job already ready, delayed or in flight stays where it is.
+Where a job stands depends only on its last event in the log
+(``decisions.placement_after``): waiting (due when), processing (leased until
+when), failed, or finished. Idempotent pushes put it there. Nothing is ever
+moved or removed here, only added where missing, so running the relay next to
+live workers is safe: a job already ready, delayed or in flight stays where it is.
 
-* ``recover`` folds the whole log from position 0 and pushes every live job
-  (at worker start, after Redis lost its keys, and from ``ledger recover``).
-* ``sweep`` tails the log from the last position it read and pushes the jobs
-  whose state changed, once they have been unseen in Redis for a grace period
-  (the writer normally pushes them itself right after its commit). This closes
-  the gap a crash between commit and push leaves, and relays jobs enqueued by
-  other processes into an in-process (fakeredis) queue.
+* ``recover`` reads the last event of every job not completed, page by page
+  (``EventStore.unfinished``: one walk of the log, one index probe per
+  candidate), and pushes every live job: at worker start, after Redis lost
+  its keys, and from ``ledger recover``. It reads nothing else, so start-up costs one walk
+  of the log's index and the pushes, not a fold of the whole log.
+* ``sweep`` tails the log from the last position it read (job ids and event
+  types only) and pushes the jobs a change left waiting, once they have been
+  unseen in Redis for a grace period (the writer normally pushes them itself
+  right after its commit). It re-reads their last events first, so it acts on
+  where the log stands now. This closes the gap a crash between commit and
+  push leaves, and relays jobs enqueued by other processes into an in-process
+  (fakeredis) queue.
 
-Memory holds the state of live (not completed) jobs only; reading the log is
-paged by the store.
+A job pushed from a read that a concurrent worker has since overtaken (it
+finished the job meanwhile) costs one refused claim: the claim reads the log
+and the version check refuses the stale attempt (``Ledger.claim_batch``).
+
+Memory holds one page, and the jobs changed within the grace period.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ledger.decisions import Place, placement
+from ledger.decisions import Place, placement_after
 from ledger.events import EventType, StoredEvent
-from ledger.lifecycle import Job, JobStatus, apply
 from ledger.queue import HotQueue
 from ledger.store import EventStore
+
+#: events after which a job waits in the log, so the relay may have to push it
+_WAITING = frozenset({EventType.ENQUEUED, EventType.REQUEUED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,87 +54,84 @@ class RelayReport:
 
 @dataclass
 class Relay:
-    """Folds the log into live job states and pushes what Redis lacks."""
+    """Tails the log and pushes what Redis lacks."""
 
     store: EventStore
     queue: HotQueue
     grace_seconds: float = 1.0
     clock: Callable[[], float] = time.monotonic
     position: int = 0
-    live: dict[str, Job] = field(default_factory=dict)
-    #: job id -> when the relay first saw its latest change (monotonic seconds)
+    #: job id -> when the relay first saw it left waiting (monotonic seconds)
     pending: dict[str, float] = field(default_factory=dict)
+    page_size: int = 5000
 
-    def catch_up(self) -> set[str]:
-        """Fold the log after ``position``; returns the ids of jobs that changed."""
-        changed: set[str] = set()
-        for event in self.store.read_all(self.position):
-            self._fold(event)
-            changed.add(event.job_id)
-            self.position = event.position
-        return changed
+    def catch_up(self) -> dict[str, EventType]:
+        """Read the log's tail after ``position``: the last event type of each changed job."""
+        changed: dict[str, EventType] = {}
+        while True:
+            page = self.store.changes_after(self.position, self.page_size)
+            for position, job_id, kind in page:
+                changed[job_id] = kind
+                self.position = position
+            if len(page) < self.page_size:
+                return changed
 
-    def _fold(self, event: StoredEvent) -> None:
-        job = self.live.get(event.job_id)
-        if job is None and event.type is not EventType.ENQUEUED:
-            return  # an event of a job already completed (and forgotten)
-        job = apply(job, event)
-        if job.status is JobStatus.COMPLETED:
-            self.live.pop(event.job_id, None)
-        else:
-            self.live[event.job_id] = job
-
-    def recover(self, *, refold: bool = True) -> RelayReport:
-        """Rebuild the hot queue from the log; idempotent.
-
-        ``refold`` re-reads the log from position 0 (start-up, ``ledger recover``);
-        without it the relay catches up from where it was (Redis was flushed but
-        the relay's own fold is intact).
-        """
-        if refold:
-            self.position = 0
-            self.live.clear()
-        self.catch_up()
+    def recover(self) -> RelayReport:
+        """Rebuild the hot queue from the last event of every unfinished job; idempotent."""
+        # Jobs changed after this head are left to their writers, which reflect them
+        # in Redis after their commit, and to the sweep, which tails from here: a
+        # lease granted meanwhile and already ended must not be restored.
+        self.position = self.store.head().position
         self.pending.clear()
-        pushed, restored = self._push(self.live.values())
+        live = pushed = restored = 0
+        after = 0
+        while True:
+            page = self.store.unfinished(after, self.page_size, until=self.position)
+            page_pushed, page_restored = self._push(page)
+            live += len(page)
+            pushed += page_pushed
+            restored += page_restored
+            if len(page) < self.page_size:
+                break
+            after = page[-1].position
         self.queue.mark_recovered()
-        return RelayReport(self.position, len(self.live), pushed, restored, recovered=True)
+        return RelayReport(self.position, live, pushed, restored, recovered=True)
 
     def sweep(self) -> RelayReport:
-        """Catch up with the log and push changed jobs unseen for ``grace_seconds``.
+        """Catch up with the log and push jobs left waiting, unseen for ``grace_seconds``.
 
         If Redis looks flushed, recover instead. Only waiting jobs are pushed: a
         job in flight was put there by the claim script before its ``attempted``
         commit, so outside a flush Redis never lacks it; restoring it from a
-        fold that is a moment old could resurrect a lease its worker just ended.
+        read that is a moment old could resurrect a lease its worker just ended.
         """
         if self.queue.looks_flushed():
-            return self.recover(refold=False)
+            return self.recover()
         now = self.clock()
-        for job_id in self.catch_up():
-            self.pending[job_id] = now
+        for job_id, kind in self.catch_up().items():
+            if kind in _WAITING:
+                self.pending.setdefault(job_id, now)
+            else:
+                # claimed (so it was in Redis) or finished since: nothing to relay
+                self.pending.pop(job_id, None)
         cutoff = now - self.grace_seconds
         ripe = [job_id for job_id, seen in self.pending.items() if seen <= cutoff]
         for job_id in ripe:
             del self.pending[job_id]
-        jobs = (self.live[job_id] for job_id in ripe if job_id in self.live)
-        pushed, restored = self._push(jobs, restore_leases=False)
-        return RelayReport(self.position, len(self.live), pushed, restored)
+        last_events = self.store.latest_events(ripe) if ripe else {}
+        pushed, restored = self._push(last_events.values(), restore_leases=False)
+        return RelayReport(self.position, len(self.pending), pushed, restored)
 
-    def _push(self, jobs: Iterable[Job], *, restore_leases: bool = True) -> tuple[int, int]:
+    def _push(
+        self, last_events: Iterable[StoredEvent], *, restore_leases: bool = True
+    ) -> tuple[int, int]:
         """Push waiting jobs; restore in-flight ones only when asked (see ``sweep``)."""
         waiting: list[tuple[str, int]] = []
         inflight: list[tuple[str, int]] = []
-        cached: list[Job] = []
-        for job in jobs:
-            place, score = placement(job)
+        for event in last_events:
+            place, score = placement_after(event)
             if place is Place.WAITING:
-                waiting.append((job.job_id, score))
+                waiting.append((event.job_id, score))
             elif place is Place.INFLIGHT and restore_leases:
-                inflight.append((job.job_id, score))
-            else:
-                continue
-            cached.append(job)
-        # only fill missing cache entries: a worker's entry may be newer than this fold
-        self.queue.cache(cached, only_missing=True)
+                inflight.append((event.job_id, score))
         return self.queue.push(waiting), self.queue.restore(inflight)

@@ -9,16 +9,22 @@ Exactly-once outcomes rest on the store's version check: a claim records
 its attempt produced. Whatever else happened to the job in between (the lease
 was reaped, another worker got there first) moved the version on, so the stale
 append is refused (``StaleAttempt``) and nothing is recorded twice. Batches go
-through ``append_many(..., skip_stale=True)``: one SQL transaction per batch.
+through ``append_many(..., skip_stale=True)``: one SQL transaction per batch, and
+a worker's outcomes share theirs with its next claim (``exchange``).
+
+The hot paths read nothing per job: a claim takes job ids from Redis (one Lua
+call), their states from the payload cache (one ``MGET``; misses from the log
+in one query), and appends every ``attempted`` in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -121,31 +127,91 @@ class Ledger:
 
     def claim_batch(self, worker_id: str, n: int, lease: timedelta) -> ClaimBatch:
         """``claim``, also saying when the next delayed job falls due (for the idle wait)."""
-        lease_ms = max(int(lease.total_seconds() * 1000), 1)
-        got = self.queue.claim(n, lease_ms)
-        now = from_ms(got.now_ms)
-        next_due = None if got.next_due_ms is None else from_ms(got.next_due_ms)
-        if not got.job_ids:
-            return ClaimBatch([], now, next_due)
-        lease_until = from_ms(got.now_ms + lease_ms)
-        states = self._states(got.job_ids)
-        appends: list[StreamAppend] = []
-        repair: list[str] = []
-        for job_id in dict.fromkeys(got.job_ids):
-            job = states.get(job_id)
-            if job is None or not may_attempt(job, now):
-                repair.append(job_id)
-                continue
-            event = attempt_event(job, worker_id, lease_until)
-            appends.append(StreamAppend(job_id, job.version, [event]))
-        result = self.store.append_many(appends, skip_stale=True)
-        claimed = [
-            ClaimedJob(job, lease_until, SettlementRequest.model_validate(job.request))
-            for job in _folded(states, result.events).values()
+        return self.exchange(worker_id, [], n, lease)[1]
+
+    def exchange(
+        self, worker_id: str, outcomes: Sequence[Outcome], n: int, lease: timedelta
+    ) -> tuple[list[OutcomeResult], ClaimBatch]:
+        """Record ``outcomes`` and claim up to ``n`` more jobs in one SQL transaction.
+
+        A worker's steady state: the outcomes of one batch and the ``attempted``
+        events of the next share one append (one lock, one commit). Each part
+        keeps its own rules: stale outcomes are refused, claims the log refuses
+        are repaired. If Redis cannot be reached the outcomes are still recorded.
+        """
+        rounds = list(_rounds(outcomes)) or [[]]
+        results: dict[int, OutcomeResult] = {}
+        for batch in rounds[:-1]:  # a job with two outcomes in one call: rare
+            results.update(self._exchange_round(worker_id, batch, 0, lease)[0])
+        last, claimed = self._exchange_round(worker_id, rounds[-1], n, lease)
+        results.update(last)
+        return [results[index] for index in range(len(outcomes))], claimed
+
+    def _exchange_round(
+        self, worker_id: str, batch: list[tuple[int, Outcome]], n: int, lease: timedelta
+    ) -> tuple[dict[int, OutcomeResult], ClaimBatch]:
+        outcome_states = {o.job.id: o.job.state for _, o in batch}
+        plan = self._plan_claim(worker_id, n, lease, busy=outcome_states.keys())
+        appends = [
+            StreamAppend(o.job.id, o.job.state.version, self._outcome_events(o)) for _, o in batch
         ]
-        self.queue.cache([c.state for c in claimed])
-        self._repair(repair + [error.job_id for error in result.rejected])
-        return ClaimBatch(claimed, now, next_due)
+        result = self.store.append_many(appends + plan.appends, skip_stale=True)
+        recorded = [e for e in result.events if e.job_id in outcome_states]
+        attempted = [e for e in result.events if e.job_id not in outcome_states]
+        after = _folded(outcome_states, recorded)
+        self._reflect_quietly(list(after.values()))
+        # the payload cache keeps the waiting state it was pushed with: nothing reads a
+        # claimed job's entry (outcomes carry their state, the reaper reads the log)
+        claimed = [
+            ClaimedJob(job, plan.lease_until, _logged_request(job.request))
+            for job in _folded(plan.states, attempted).values()
+        ]
+        stale = [e.job_id for e in result.rejected if e.job_id in outcome_states]
+        self._repair(plan.repair + [e.job_id for e in result.rejected if e.job_id not in stale])
+        current = self._current_attempts(stale)
+        out: dict[int, OutcomeResult] = {}
+        for index, o in batch:
+            if o.job.id in after:
+                out[index] = OutcomeResult(o.job.id, o.job.attempt, state=after[o.job.id])
+            else:
+                refused = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
+                out[index] = OutcomeResult(o.job.id, o.job.attempt, refused=refused)
+        return out, ClaimBatch(claimed, plan.now, plan.next_due)
+
+    def _plan_claim(
+        self, worker_id: str, n: int, lease: timedelta, *, busy: Collection[str] = ()
+    ) -> _ClaimPlan:
+        """Lease up to ``n`` jobs in Redis and prepare their ``attempted`` events.
+
+        Jobs the log does not allow to start (a stale push, a job in ``busy``:
+        its outcome is in the same append) are left for ``_repair``.
+        """
+        lease_ms = max(int(lease.total_seconds() * 1000), 1)
+        if n <= 0:
+            return _ClaimPlan(now=datetime.now(UTC))
+        try:
+            got = self.queue.claim(n, lease_ms)
+        except QueueUnavailable:
+            if not busy:
+                raise
+            log.warning("Redis cannot be reached: recording outcomes without claiming")
+            return _ClaimPlan(now=datetime.now(UTC))
+        plan = _ClaimPlan(
+            now=from_ms(got.now_ms),
+            next_due=None if got.next_due_ms is None else from_ms(got.next_due_ms),
+            lease_until=from_ms(got.now_ms + lease_ms),
+        )
+        if not got.job_ids:
+            return plan
+        plan.states = self._states([job_id for job_id in got.job_ids if job_id not in busy])
+        for job_id in dict.fromkeys(got.job_ids):
+            job = plan.states.get(job_id)
+            if job is None or job_id in busy or not may_attempt(job, plan.now):
+                plan.repair.append(job_id)
+                continue
+            event = attempt_event(job, worker_id, plan.lease_until)
+            plan.appends.append(StreamAppend(job_id, job.version, [event]))
+        return plan
 
     def renew(self, jobs: Sequence[ClaimedJob], lease: timedelta) -> list[str]:
         """Extend the leases of running jobs (Redis only); returns ids whose lease was lost.
@@ -175,28 +241,9 @@ class Ledger:
 
     def record(self, outcomes: Sequence[Outcome]) -> list[OutcomeResult]:
         """Record many outcomes, one SQL transaction per batch; stale ones are refused."""
-        results: dict[int, OutcomeResult] = {}
-        for batch in _rounds(outcomes):
-            results.update(self._record_round(batch))
-        return [results[n] for n in range(len(outcomes))]
-
-    def _record_round(self, batch: list[tuple[int, Outcome]]) -> dict[int, OutcomeResult]:
-        appends = [
-            StreamAppend(o.job.id, o.job.state.version, self._outcome_events(o)) for _, o in batch
-        ]
-        result = self.store.append_many(appends, skip_stale=True)
-        states = {o.job.id: o.job.state for _, o in batch}
-        after = _folded(states, result.events)
-        self._reflect_quietly(list(after.values()))
-        current = self._current_attempts([e.job_id for e in result.rejected])
-        out: dict[int, OutcomeResult] = {}
-        for n, o in batch:
-            if o.job.id in after:
-                out[n] = OutcomeResult(o.job.id, o.job.attempt, state=after[o.job.id])
-            else:
-                stale = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
-                out[n] = OutcomeResult(o.job.id, o.job.attempt, refused=stale)
-        return out
+        if not outcomes:
+            return []
+        return self.exchange("", outcomes, 0, timedelta(0))[0]
 
     def _outcome_events(self, outcome: Outcome) -> list[NewEvent]:
         held = outcome.job
@@ -229,7 +276,7 @@ class Ledger:
         if state.status is not JobStatus.PROCESSING or state.attempts != attempt:
             raise StaleAttempt(job, attempt, state.attempts)
         lease_until = state.lease_until or state.updated_at
-        return ClaimedJob(state, lease_until, SettlementRequest.model_validate(state.request))
+        return ClaimedJob(state, lease_until, _logged_request(state.request))
 
     # -- operators ---------------------------------------------------------------
 
@@ -259,7 +306,7 @@ class Ledger:
         job_ids = self.queue.reap(limit, REAP_GRACE_MS)
         if not job_ids:
             return 0
-        states = {job_id: job for job_id in job_ids if (job := self._log_state(job_id))}
+        states = self._log_states(job_ids)
         appends: list[StreamAppend] = []
         others: list[str] = [job_id for job_id in job_ids if job_id not in states]
         for job_id, job in states.items():
@@ -283,8 +330,8 @@ class Ledger:
         return len(after)
 
     def recover(self) -> RelayReport:
-        """Rebuild the hot queue from the whole log (idempotent)."""
-        return self.relay.recover(refold=True)
+        """Rebuild the hot queue from the log: every unfinished job's last event (idempotent)."""
+        return self.relay.recover()
 
     def sweep(self) -> RelayReport:
         """Push what the log changed and Redis still lacks (recovers if Redis was flushed)."""
@@ -298,7 +345,8 @@ class Ledger:
         """Make Redis hold these jobs where the log says (after a refused or odd claim)."""
         if not job_ids:
             return
-        states = {job_id: self._log_state(job_id) for job_id in dict.fromkeys(job_ids)}
+        found = self._log_states(job_ids)
+        states = {job_id: found.get(job_id) for job_id in dict.fromkeys(job_ids)}
         unfinished = [
             StreamAppend(
                 job.job_id,
@@ -345,12 +393,17 @@ class Ledger:
     # -- reading state -----------------------------------------------------------------
 
     def _states(self, job_ids: Sequence[str]) -> dict[str, Job]:
-        """Cached states, falling back to the log for misses."""
+        """Cached states, falling back to the log (one read) for misses."""
         states = self.queue.cached(job_ids)
-        for job_id in job_ids:
-            if job_id not in states and (job := self._log_state(job_id)) is not None:
-                states[job_id] = job
+        missing = [job_id for job_id in job_ids if job_id not in states]
+        if missing:
+            states.update(self._log_states(missing))
         return states
+
+    def _log_states(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """Jobs folded from their streams, read in one go (unknown jobs left out)."""
+        streams = self.store.read_streams(job_ids)
+        return {job_id: job for job_id, events in streams.items() if (job := fold(events))}
 
     def _log_state(self, job_id: str) -> Job | None:
         return fold(self.store.read_stream(job_id))
@@ -362,12 +415,9 @@ class Ledger:
         return job
 
     def _current_attempts(self, job_ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for job_id in job_ids:
-            job = self._log_state(job_id)
-            if job is not None:
-                found[job_id] = job.attempts
-        return found
+        if not job_ids:
+            return {}
+        return {job_id: job.attempts for job_id, job in self._log_states(job_ids).items()}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -380,6 +430,28 @@ def _folded(states: dict[str, Job], events: Sequence[StoredEvent]) -> dict[str, 
     for event in events:
         after[event.job_id] = apply(after.get(event.job_id) or states[event.job_id], event)
     return after
+
+
+@dataclass
+class _ClaimPlan:
+    """What a claim took from Redis and will append: ``attempted`` per job it may start."""
+
+    now: datetime
+    next_due: datetime | None = None
+    lease_until: datetime = field(default_factory=lambda: datetime.now(UTC))
+    states: dict[str, Job] = field(default_factory=dict)
+    appends: list[StreamAppend] = field(default_factory=list)
+    repair: list[str] = field(default_factory=list)
+
+
+def _logged_request(record: Mapping[str, Any]) -> SettlementRequest:
+    """The request of a job from the log, without validating it again.
+
+    It was validated before its ``enqueued`` event was appended, and the log is
+    append-only; validating every claimed job's request again cost more CPU than
+    the rest of the claim.
+    """
+    return SettlementRequest.model_construct(**record)
 
 
 def _rounds(outcomes: Sequence[Outcome]) -> Iterator[list[tuple[int, Outcome]]]:

@@ -46,8 +46,8 @@ from ledger.events import (
     EventType,
     NewEvent,
     StoredEvent,
-    chain_hash,
     format_time,
+    sealed_hash,
     to_utc,
 )
 from ledger.request import SettlementRequest, canonical_json, fingerprint_of
@@ -319,6 +319,74 @@ class EventStore:
         with self._reading() as conn:
             return [_to_event(row) for row in conn.execute(query)]
 
+    def read_streams(self, job_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Every event of each job, in version order, in one read (unknown jobs left out)."""
+        found: dict[str, list[StoredEvent]] = {}
+        unique = list(dict.fromkeys(job_ids))
+        with self._reading() as conn:
+            for start in range(0, len(unique), 500):
+                query = _streams_query(conn, unique[start : start + 500])
+                for row in conn.execute(query, {"ids": unique[start : start + 500]}):
+                    event = _to_event(row)
+                    found.setdefault(event.job_id, []).append(event)
+        return found
+
+    def latest_events(self, job_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """The last event of each job, one index probe per job (unknown jobs left out)."""
+        found: dict[str, StoredEvent] = {}
+        unique = list(dict.fromkeys(job_ids))
+        with self._reading() as conn:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                for row in conn.execute(_latest_query(conn, chunk), {"ids": chunk}):
+                    event = _to_event(row)
+                    found[event.job_id] = event
+        return found
+
+    def unfinished(
+        self, after: int = 0, limit: int = 5000, *, until: int | None = None
+    ) -> list[StoredEvent]:
+        """The last event of each job not completed, among the events after ``after``.
+
+        A job's last event says where it stands (waiting, due when; processing,
+        leased until when; failed; dead), so this is what rebuilding the hot
+        queue needs, without folding the log. A page in position order (pass the
+        last position seen to read on): the log is walked once, each candidate
+        checked by one backward probe of the ``(job_id, version)`` index. With
+        ``until``, jobs changed after that position are left out.
+        """
+        later = events_table.alias("later")
+        last_version = (
+            sa.select(sa.func.max(later.c.version))
+            .where(later.c.job_id == events_table.c.job_id)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(*_EVENT_COLUMNS)
+            .where(
+                events_table.c.position > after,
+                events_table.c.type != EventType.COMPLETED.value,
+                events_table.c.version == last_version,
+            )
+            .order_by(events_table.c.position)
+            .limit(limit)
+        )
+        if until is not None:
+            query = query.where(events_table.c.position <= until)
+        with self._reading() as conn:
+            return [_to_event(row) for row in conn.execute(query)]
+
+    def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
+        """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
+        query = (
+            sa.select(events_table.c.position, events_table.c.job_id, events_table.c.type)
+            .where(events_table.c.position > after)
+            .order_by(events_table.c.position)
+            .limit(limit)
+        )
+        with self._reading() as conn:
+            return [(int(p), j, _EVENT_TYPES[t]) for p, j, t in conn.execute(query)]
+
     def read_all(
         self,
         after: int = 0,
@@ -414,7 +482,7 @@ def _seal(
     key = request.get("idempotency_key")
     # the plain text of the type: a str-enum member would be bound by its name by some drivers
     kind = _TYPE_TEXT[new.type]
-    digest = chain_hash(
+    digest = sealed_hash(
         prev_hash, position, job_id, version, kind, data_json, stamp.text, new.actor, key
     )
     # read back from the stored text, so appended and re-read events are identical
@@ -481,3 +549,56 @@ def _to_event(row: Sequence[Any]) -> StoredEvent:
         prev,
         digest,
     )
+
+
+# -- batched reads for the queue (one statement per batch of job ids) --------------
+
+
+def _id_array(job_ids: Sequence[str]) -> Any:
+    """``unnest(:ids)`` as a table of one ``job_id`` column (PostgreSQL)."""
+    param = sa.bindparam("ids", list(job_ids), type_=sa.ARRAY(sa.String))
+    return sa.func.unnest(param).table_valued("job_id").render_derived(name="ids")
+
+
+def _streams_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
+    """Every event of the jobs ``:ids``, by job and version.
+
+    On PostgreSQL one index range scan per id (a lateral join over the id
+    array), whatever the planner's statistics say; SQLite's ``IN`` uses the index.
+    """
+    if conn.dialect.name != "postgresql":
+        return (
+            sa.select(*_EVENT_COLUMNS)
+            .where(events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)))
+            .order_by(events_table.c.job_id, events_table.c.version)
+        )
+    ids = _id_array(job_ids)
+    stream = (
+        sa.select(*_EVENT_COLUMNS)
+        .where(events_table.c.job_id == ids.c.job_id)
+        .order_by(events_table.c.version)
+        .lateral("stream")
+    )
+    return sa.select(*stream.c).select_from(ids.join(stream, sa.true()))
+
+
+def _latest_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
+    """The last event of each job in ``:ids``: one backward index probe per id."""
+    if conn.dialect.name != "postgresql":
+        later = events_table.alias("later")
+        return sa.select(*_EVENT_COLUMNS).where(
+            events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)),
+            ~sa.exists().where(
+                later.c.job_id == events_table.c.job_id,
+                later.c.version > events_table.c.version,
+            ),
+        )
+    ids = _id_array(job_ids)
+    last = (
+        sa.select(*_EVENT_COLUMNS)
+        .where(events_table.c.job_id == ids.c.job_id)
+        .order_by(events_table.c.version.desc())
+        .limit(1)
+        .lateral("last")
+    )
+    return sa.select(*last.c).select_from(ids.join(last, sa.true()))

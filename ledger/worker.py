@@ -2,23 +2,28 @@
 
 Threads, one job each:
 
-* the **claimer** leases as many jobs as there are free slots (one SQL
-  transaction per claim batch) and hands them to the handler pool; when nothing
-  is ready it blocks on Redis (``HotQueue.wait``), never spinning;
+* the **flusher** records finished attempts in batches and, in the same SQL
+  transaction, claims the next jobs for the slots they free
+  (``Ledger.exchange``): in steady state one transaction (one commit) per batch
+  moves a worker on by a batch of outcomes and a batch of claims. It waits
+  ``linger_seconds`` for a burst of finishing handlers to join one batch;
+* the **claimer** claims when the flusher does not: at start, after the queue
+  ran dry, or when handler threads would otherwise sit idle; when nothing is
+  ready it blocks on Redis (``HotQueue.wait``), never spinning;
 * the **handler pool** (``concurrency`` threads) runs the handler;
-* the **flusher** records finished attempts in batches (one SQL transaction per
-  batch) and frees their slots;
 * the **main thread** maintains: renews the leases of held jobs (every third of
   a lease), reaps expired leases and runs the relay's sweep (which recovers if
   Redis was flushed) every ``sweep_seconds``, drops stale payload cache entries
   now and then, and in ``burst`` mode stops once the queue is empty.
 
 A worker holds at most ``concurrency + prefetch`` jobs (prefetch defaults to
-``concurrency``), so the next claim overlaps the running handlers. ``stop()``
-(SIGTERM/SIGINT) stops claiming, lets the jobs already handed out (running or
-prefetched) finish, records their outcomes, and returns. Jobs are finished
-rather than handed back because the lifecycle can only return a job to waiting
-through ``failed``, which would spend an attempt of its budget.
+``concurrency``), so the next claim overlaps the running handlers; a claim
+waits until half of that is free (unless handlers would idle), so claims come
+in few large transactions. ``stop()`` (SIGTERM/SIGINT) stops claiming, lets the
+jobs already handed out (running or prefetched) finish, records their outcomes,
+and returns. Jobs are finished rather than handed back because the lifecycle
+can only return a job to waiting through ``failed``, which would spend an
+attempt of its budget.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from datetime import timedelta
 from ledger.errors import LedgerError
 from ledger.handler import Handler, run_handler
 from ledger.lifecycle import JobStatus
-from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome
+from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome, OutcomeResult
 
 log = logging.getLogger("ledger.worker")
 
@@ -63,6 +68,8 @@ class WorkerOptions:
     idle_seconds: float = 1.0
     #: most outcomes recorded in one SQL transaction
     batch: int = 500
+    #: how long the flusher waits for more outcomes to join a batch
+    linger_seconds: float = 0.005
     #: how often stale payload cache entries are dropped from Redis
     cleanup_seconds: float = 600.0
 
@@ -112,6 +119,8 @@ class Worker:
         self._stop = threading.Event()
         self._handlers_done = threading.Event()
         self._slots = threading.Condition()
+        #: one claim at a time (the claimer's, or the flusher's with its outcomes)
+        self._claiming = threading.Lock()
         self._held: dict[str, ClaimedJob] = {}
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._pool = ThreadPoolExecutor(
@@ -132,25 +141,32 @@ class Worker:
         return self._stop.is_set()
 
     def run(self) -> WorkerStats:
-        """Refuse an evicting Redis, recover the queue from the log, then work until stopped."""
+        """Refuse an evicting Redis, recover the queue from the log, work until stopped.
+
+        Claiming starts while the recovery runs: the relay only adds what Redis
+        lacks, which is safe next to any claimer (this worker's or another's),
+        and jobs Redis already holds need not wait for it.
+        """
         self.ledger.queue.check_safe()
-        report = self.ledger.recover()
-        log.info(
-            "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
-            self.worker_id,
-            report.live,
-            report.pushed,
-            report.restored,
-        )
         claimer = threading.Thread(target=self._claim_loop, name="ledger-claimer", daemon=True)
         flusher = threading.Thread(target=self._flush_loop, name="ledger-flusher", daemon=True)
         claimer.start()
         flusher.start()
         try:
+            report = self.ledger.recover()
+            log.info(
+                "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
+                self.worker_id,
+                report.live,
+                report.pushed,
+                report.restored,
+            )
             self._maintain_loop()
         finally:
             self._stop.set()
             claimer.join()
+            with self._claiming:  # a claim in progress hands its jobs to the pool first
+                pass
             self._pool.shutdown(wait=True)
             self._handlers_done.set()
             flusher.join()
@@ -159,29 +175,54 @@ class Worker:
 
     # -- claiming ----------------------------------------------------------------
 
-    def _free_slots(self) -> int:
+    def _claim_size(self, held: int) -> int:
+        """How many jobs to claim while holding ``held``, or 0 when not worth a transaction.
+
+        A claim is worth it when half the capacity is free, or when a handler
+        thread would otherwise sit idle: claiming each freed slot at once would
+        mean many small transactions (each a commit) instead of a few large ones.
+        """
+        free = self.capacity - held
+        if free >= max(1, self.capacity // 2) or held < self.options.concurrency:
+            return free
+        return 0
+
+    def _to_claim(self, releasing: int = 0) -> int:
+        """``_claim_size`` now; ``releasing`` held jobs have their outcomes being recorded."""
+        if self._stop.is_set():
+            return 0
         with self._slots:
-            while len(self._held) >= self.capacity and not self._stop.is_set():
-                self._slots.wait(0.5)
-            return self.capacity - len(self._held)
+            return self._claim_size(len(self._held) - releasing)
 
     def _claim_loop(self) -> None:
+        """Claims when the flusher does not: at start, after idling, when handlers starve."""
         while not self._stop.is_set():
-            free = self._free_slots()
-            if self._stop.is_set():
-                return
+            with self._slots:
+                self._slots.wait_for(
+                    lambda: self._stop.is_set() or self._claim_size(len(self._held)) > 0,
+                    timeout=0.5,
+                )
             try:
-                batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
+                batch = self._claim()
             except Exception as error:  # keep claiming: a dead claimer would hang the worker
                 _report("claim", error)
                 self._stop.wait(1.0)
                 continue
-            if batch.jobs:
-                self._start(batch.jobs)
-                continue
-            self._idle(batch)
+            if batch is not None and not batch.jobs:
+                self._idle(batch)
+
+    def _claim(self) -> ClaimBatch | None:
+        with self._claiming:
+            free = self._to_claim()
+            if free <= 0:
+                return None
+            batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
+            self._start(batch.jobs)
+            return batch
 
     def _start(self, jobs: Sequence[ClaimedJob]) -> None:
+        if not jobs:
+            return
         with self._slots:
             for job in jobs:
                 self._held[job.id] = job
@@ -216,34 +257,56 @@ class Worker:
                 if self._handlers_done.is_set() and self._outcomes.empty():
                     return
                 continue
-            batch = [first]
-            while len(batch) < self.options.batch:
-                try:
+            self._record(self._gather(first))
+
+    def _gather(self, first: Outcome) -> list[Outcome]:
+        """``first`` and the outcomes that follow within ``linger_seconds`` (up to ``batch``).
+
+        A short linger turns a burst of finishing handlers into one outcome
+        transaction instead of one per handler.
+        """
+        batch = [first]
+        deadline = time.monotonic() + self.options.linger_seconds
+        while len(batch) < self.options.batch:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
                     batch.append(self._outcomes.get_nowait())
-                except queue.Empty:
-                    break
-            self._record(batch)
+                else:
+                    batch.append(self._outcomes.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
 
     def _record(self, batch: list[Outcome]) -> None:
+        """Record the outcomes and, in the same transaction, claim the next jobs."""
+        results: list[OutcomeResult] = []
         # about half a minute of retries: a database restart should not cost a retry
-        for delay in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0):
+        for attempt, delay in enumerate((0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)):
             time.sleep(delay)
-            try:
-                results = self.ledger.record(batch)
+            with self._claiming:
+                # claim only on the first try: a failed append leaves its claims to the reaper
+                free = self._to_claim(releasing=len(batch)) if attempt == 0 else 0
+                try:
+                    results, claimed = self.ledger.exchange(
+                        self.worker_id, batch, free, self.options.lease
+                    )
+                except Exception as error:  # keep the flusher alive; the batch is retried
+                    _report(f"recording {len(batch)} outcomes", error)
+                    continue
+                self._release([outcome.job.id for outcome in batch])
+                self._start(claimed.jobs)
                 break
-            except Exception as error:  # keep the flusher alive; the batch is retried
-                _report(f"recording {len(batch)} outcomes", error)
         else:
             # the leases expire and the reaper retries these attempts: at least once
             log.error("gave up recording %d outcomes; their leases will expire", len(batch))
-            results = []
+            self._release([outcome.job.id for outcome in batch])
         for result in results:
             if result.refused is not None:
                 log.info("%s", result.refused.message)
                 self.stats.count(refused=1)
             elif result.state is not None:
                 self.stats.count(**{_counter(result.state.status): 1})
-        self._release([outcome.job.id for outcome in batch])
 
     def _release(self, job_ids: Sequence[str]) -> None:
         with self._slots:

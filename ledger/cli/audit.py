@@ -67,6 +67,14 @@ def verify(
         typer.Option(help="A signed checkpoint file: the log must still hold that exact prefix."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes checking ranges of the log in parallel (worth it with cores "
+            "to spare beyond the database's).",
+        ),
+    ] = 1,
 ) -> None:
     """Check the whole log: every hash and link, every job's versions and lifecycle.
 
@@ -87,6 +95,7 @@ def verify(
                 on_progress=lambda position: progress.update(
                     task, completed=position - from_position + 1
                 ),
+                workers=workers,
             )
     if as_json:
         print_json(_verify_record(result))

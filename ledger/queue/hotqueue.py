@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
@@ -123,7 +123,8 @@ class HotQueue:
             return
         try:
             with translate_errors():
-                policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+                found = cast(dict[str, str], self.client.config_get("maxmemory-policy"))
+                policy = found.get("maxmemory-policy")
         except redis.ResponseError as exc:
             raise UnsafeRedis(
                 f"cannot read Redis' maxmemory-policy ({exc}); workers need "
@@ -205,7 +206,9 @@ class HotQueue:
     def wait(self, timeout: float) -> bool:
         """Block until a push wakes us or ``timeout`` seconds pass (no busy polling)."""
         with translate_errors():
-            return self.client.blpop([self.keys.notify], timeout=max(timeout, 0.01)) is not None
+            # Redis 6+ takes fractional seconds; redis-py's annotation still says int
+            seconds = cast(int, max(timeout, 0.01))
+            return self.client.blpop([self.keys.notify], timeout=seconds) is not None
 
     def renew(self, job_ids: Sequence[str], lease_ms: int) -> list[str]:
         """Extend leases; returns the ids whose lease was already lost."""
@@ -243,7 +246,8 @@ class HotQueue:
         if not job_ids:
             return {}
         with translate_errors():
-            values = self.client.mget([self.keys.payload(job_id) for job_id in job_ids])
+            keys = [self.keys.payload(job_id) for job_id in job_ids]
+            values = cast(list[str | None], self.client.mget(keys))
         found: dict[str, Job] = {}
         for job_id, value in zip(job_ids, values, strict=True):
             job = decode_job(value) if value is not None else None
@@ -310,5 +314,5 @@ class HotQueue:
         """The job's score in ``ready``/``delayed``/``inflight`` (ms), if held there."""
         name: str = getattr(self.keys, where)
         with translate_errors():
-            value = self.client.zscore(name, job_id)
+            value = cast(float | None, self.client.zscore(name, job_id))
         return None if value is None else int(value)

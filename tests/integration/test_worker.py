@@ -105,3 +105,13 @@ def test_leases_are_renewed_while_the_handler_runs(ledger: Ledger) -> None:
 
 def _ms(moment: object) -> int:
     return int(moment.timestamp() * 1000)  # type: ignore[attr-defined]
+
+
+def test_claims_wait_for_half_the_capacity_unless_handlers_would_idle(ledger: Ledger) -> None:
+    worker = Worker(ledger, lambda _job: None, options(concurrency=8, prefetch=256))
+    assert worker.capacity == 264
+    # held jobs -> how many to claim (0: not worth a transaction yet)
+    table = {0: 264, 7: 257, 8: 256, 132: 132, 133: 0, 263: 0, 264: 0}
+    assert {held: worker._claim_size(held) for held in table} == table
+    small = Worker(ledger, lambda _job: None, options(concurrency=4, prefetch=0))
+    assert {held: small._claim_size(held) for held in (0, 2, 3, 4)} == {0: 4, 2: 2, 3: 1, 4: 0}

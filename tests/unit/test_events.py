@@ -1,4 +1,4 @@
-"""The hash chain's helpers: ``chain_hash`` (time pre-formatted) hashes what ``event_hash`` does."""
+"""The hash helpers: ``sealed_hash`` (time as text) hashes exactly what ``event_hash`` does."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ledger.events import GENESIS_HASH, chain_hash, event_hash, format_time
+from ledger.events import GENESIS_HASH, event_hash, format_time, sealed_hash
 
 SEOUL = timezone(timedelta(hours=9))
 
@@ -19,7 +19,7 @@ SEOUL = timezone(timedelta(hours=9))
         (datetime(2026, 1, 1), "naive is UTC"),
     ],
 )
-def test_chain_hash_matches_event_hash(occurred_at: datetime, key: str | None) -> None:
+def test_sealed_hash_matches_event_hash(occurred_at: datetime, key: str | None) -> None:
     expected = event_hash(
         prev_hash=GENESIS_HASH,
         position=7,
@@ -33,7 +33,9 @@ def test_chain_hash_matches_event_hash(occurred_at: datetime, key: str | None) -
     )
     text = format_time(occurred_at)
     assert (
-        chain_hash(GENESIS_HASH, 7, "job-1", 2, "attempted", '{"attempt":1}', text, "worker-1", key)
+        sealed_hash(
+            GENESIS_HASH, 7, "job-1", 2, "attempted", '{"attempt":1}', text, "worker-1", key
+        )
         == expected
     )
 
@@ -51,5 +53,5 @@ def test_the_hash_format_is_pinned() -> None:
         actor="service",
         idempotency_key="k",
     )
-    # computed with the code before chain_hash existed (main at 4fe01be)
+    # computed with main at 4fe01be, before the hash had a time-text variant
     assert digest == "342d00964df86b0d1c3b96b13422b7d9eec59a7c08f17b0ee28782e135071378"

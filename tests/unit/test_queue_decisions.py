@@ -18,12 +18,13 @@ from ledger.decisions import (
     follow_up_events,
     may_attempt,
     placement,
+    placement_after,
     to_ms,
 )
-from ledger.events import EventType
-from ledger.lifecycle import Job, JobStatus
+from ledger.events import EventType, StoredEvent, format_time
+from ledger.lifecycle import Job, JobStatus, apply, fold
 from ledger.retry import RetryPolicy
-from tests.factories import T0, request
+from tests.factories import T0, default_data, request, stored
 
 POLICY = RetryPolicy(1.0, 10.0)
 
@@ -143,3 +144,57 @@ def test_placement(changes: dict[str, object], place: Place, score: int) -> None
 
 def test_placement_of_unknown_job_is_gone() -> None:
     assert placement(None) == (Place.GONE, 0)
+
+
+def _legal_history(choices: list[int], due: list[int | None]) -> list[StoredEvent]:
+    """A legal history: at each step one of the events the lifecycle allows, picked by index."""
+    events = [stored(EventType.ENQUEUED, data={**default_data(EventType.ENQUEUED)})]
+    state = fold(events)
+    for step, pick in enumerate(choices):
+        assert state is not None
+        legal = [kind for kind in EventType if allows(state, kind)]
+        if not legal:
+            break
+        kind = legal[pick % len(legal)]
+        version = len(events) + 1
+        data = default_data(kind, state.attempts + 1)
+        moment = T0 + timedelta(seconds=version)
+        offset = due[step % len(due)] if due else None
+        if kind is EventType.ATTEMPTED:
+            data = attempt_event(state, "w", moment + timedelta(seconds=30)).data
+        elif kind in (EventType.REQUEUED, EventType.ENQUEUED) and offset is not None:
+            data = {**data, "due_at": format_time(moment + timedelta(seconds=offset))}
+        events.append(stored(kind, version=version, data=data, at=moment))
+        state = apply(state, events[-1])
+    return events
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=5), max_size=12),
+    st.lists(st.one_of(st.none(), st.integers(min_value=-5, max_value=3600)), max_size=4),
+)
+def test_placement_from_the_last_event_equals_placement_of_the_fold(
+    choices: list[int], due: list[int | None]
+) -> None:
+    events = _legal_history(choices, due)
+    assert placement_after(events[-1]) == placement(fold(events))
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "expected"),
+    [
+        (EventType.COMPLETED, {"attempt": 1}, (Place.GONE, 0)),
+        (EventType.DEAD_LETTERED, {"attempt": 3, "reason": "x"}, (Place.GONE, 0)),
+        (EventType.FAILED, {"attempt": 1, "reason": "x", "retryable": True}, (Place.INFLIGHT, 0)),
+        (EventType.REQUEUED, {"due_at": None, "reason": "x"}, (Place.WAITING, 0)),
+        (
+            EventType.ATTEMPTED,
+            {"attempt": 1, "lease_until": "2026-01-01T00:00:30.000000Z"},
+            (Place.INFLIGHT, to_ms(T0 + timedelta(seconds=30))),
+        ),
+    ],
+)
+def test_placement_after_each_kind_of_last_event(
+    kind: EventType, data: dict[str, object], expected: tuple[Place, int]
+) -> None:
+    assert placement_after(stored(kind, version=2, data=dict(data))) == expected

@@ -1,0 +1,148 @@
+"""Walk consecutive ranges of the log in parallel processes, for ``verify``.
+
+Recomputing a SHA-256 per event is CPU work; one process does ~1/4 M events/s at
+best. The log is cut into ranges of positions; each worker process walks whole
+ranges with its own connection (``walker.walk_range``, seeded from the rows just
+before its range), and the outcomes come back in position order, so the first
+range with a problem — given every range before it passed — holds the log's
+first problem, exactly as a single walk would report it.
+
+Memory stays bounded: each process holds a page and its open jobs, and at most
+``2 * workers`` ranges are in flight. Workers are forked (no re-import, and the
+parent's pooled connections are dropped in the child without being closed, as
+SQLAlchemy advises for ``os.fork``); where ``fork`` does not exist, or the
+database is in memory, the walk stays in one process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from ledger.audit.chain import RowReader
+from ledger.audit.walker import Progress, RangeOutcome, walk_range
+from ledger.db import create_engine, is_sqlite
+
+#: a worker takes ranges of at most this many positions (progress and balance)
+MAX_RANGE = 100_000
+#: ranges per worker to aim for (so a slow range does not leave a core idle at the end)
+RANGES_PER_WORKER = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """One task: walk ``first..last`` of the log at ``url`` (picklable)."""
+
+    url: str
+    first: int
+    last: int
+    from_position: int
+    anchors: dict[int, str]
+    page_size: int
+
+
+def walk_ranges(
+    engine: Engine,
+    reader: RowReader,
+    *,
+    from_position: int,
+    until: int,
+    anchors: Mapping[int, str],
+    page_size: int,
+    workers: int,
+    on_progress: Progress | None,
+) -> Iterator[RangeOutcome]:
+    """Outcomes of walking ``from_position..until``, in order (one range, or many in parallel)."""
+    span = until - from_position + 1
+    if workers < 2 or span < 2 * page_size or not can_fork(engine):
+        yield walk_range(
+            reader,
+            from_position,
+            until,
+            from_position=from_position,
+            anchors=anchors,
+            page_size=page_size,
+            on_progress=on_progress,
+        )
+        return
+    size = max(page_size, min(MAX_RANGE, -(-span // (workers * RANGES_PER_WORKER))))
+    url = engine.url.render_as_string(hide_password=False)
+    tasks = (
+        _Range(
+            url,
+            first,
+            min(first + size - 1, until),
+            from_position,
+            {p: h for p, h in anchors.items() if first <= p < first + size},
+            page_size,
+        )
+        for first in range(from_position, until + 1, size)
+    )
+    yield from _in_pool(engine, tasks, workers, on_progress)
+
+
+def can_fork(engine: Engine) -> bool:
+    """Whether worker processes can read the same database (and be forked here)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if is_sqlite(engine):
+        database = engine.url.database or ""
+        return database not in ("", ":memory:") and "mode=memory" not in str(engine.url)
+    return True
+
+
+def _in_pool(
+    engine: Engine, tasks: Iterator[_Range], workers: int, on_progress: Progress | None
+) -> Iterator[RangeOutcome]:
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_forget_parent_pool,
+        initargs=(engine,),
+    )
+    pending: deque[Future[RangeOutcome]] = deque()
+
+    def fill() -> None:
+        while len(pending) < 2 * workers:
+            task = next(tasks, None)
+            if task is None:
+                return
+            pending.append(pool.submit(_walk, task))
+
+    try:
+        fill()
+        while pending:
+            outcome = pending.popleft().result()
+            fill()  # keep the workers busy while the caller looks at this outcome
+            if on_progress is not None:
+                on_progress(outcome.last)
+            yield outcome
+    finally:
+        # the caller stops at the first problem: drop what has not started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _forget_parent_pool(engine: Engine) -> None:
+    """In a forked worker: never use (or close) the parent's pooled connections."""
+    engine.dispose(close=False)
+
+
+def _walk(task: _Range) -> RangeOutcome:
+    """Worker side: one range, with its own engine."""
+    engine = create_engine(task.url)
+    try:
+        return walk_range(
+            RowReader(engine),
+            task.first,
+            task.last,
+            from_position=task.from_position,
+            anchors=task.anchors,
+            page_size=task.page_size,
+        )
+    finally:
+        engine.dispose()

@@ -1,0 +1,420 @@
+"""The walk behind ``verify``: check a range of positions, row by row, and name the first problem.
+
+For every row, in position order, it recomputes the hash from the stored fields
+(the exact stored ``data`` text), checks that the row seals its predecessor
+(``prev_hash``), that the query columns agree with the sealed request, that each
+job's versions run 1, 2, 3, … and that each job's events are legal under
+``ledger.lifecycle``. It stops at the first problem and names its position and kind.
+
+A walk may start anywhere (``seeded``): it takes the rows just before its start
+as they stand and asks the database for the last event of a job it has not seen
+(``RowReader.latest_of_job``). That is exactly the state a walk from further back
+would hold *if the rows before are intact*, which is what lets ``verify`` check
+ranges in parallel and still report the same first problem (see ``parallel``).
+
+Memory stays flat: rows are read a page at a time, and per-job state is only
+``(version, status)`` for jobs that are still open; a completed job is dropped
+(any later event of it is caught by a look-up of its last event, see
+``Walker._job_before``). Positions need not be contiguous: a gap whose two sides
+still link (``prev_hash``) is not tampering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from ledger.audit.chain import RawRow, RawValues, RowReader, seal
+from ledger.audit.problems import Problem, ProblemKind, anchor_missing, rewritten
+from ledger.events import GENESIS_HASH, EventType, sealed_hash
+from ledger.lifecycle import TERMINAL, TRANSITIONS, JobStatus
+
+#: how far around its position a failing row is tried, to tell "moved" from "modified"
+_MOVE_WINDOW = 16
+
+#: the lifecycle's transition table with plain-string keys (enum hashing is slow per row)
+_NEXT: Mapping[tuple[str | None, str], str] = {
+    (None if before is None else before.value, event_type.value): after.value
+    for (before, event_type), after in TRANSITIONS.items()
+}
+_TERMINAL = frozenset(status.value for status in TERMINAL)
+_ENQUEUED = EventType.ENQUEUED.value
+
+#: the state after each event type (the lifecycle's targets depend on the event alone)
+_STATUS_AFTER: Mapping[str, JobStatus] = {
+    event_type.value: status for (_, event_type), status in TRANSITIONS.items()
+}
+
+#: columns copied from the request on ``enqueued`` rows, outside the hash
+_REQUEST_COLUMNS = ("user_id", "place_id", "mission_id", "idempotency_key")
+
+#: "no anchor ahead" for the fast path's bound
+_NO_ANCHOR = float("inf")
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeOutcome:
+    """What a walk over ``first..last`` found (picklable: it crosses process boundaries).
+
+    ``last_position``/``last_hash`` are the chain head after the walk (the row
+    before ``first`` if the range held none). ``leftover_anchors`` are
+    checkpoint positions in the range the walk never reached a row past.
+    """
+
+    first: int
+    last: int
+    checked: int
+    last_position: int
+    last_hash: str
+    anchors_checked: int
+    leftover_anchors: dict[int, str]
+    problem: Problem | None
+
+
+def walk_range(
+    reader: RowReader,
+    first: int,
+    last: int,
+    *,
+    from_position: int,
+    anchors: Mapping[int, str],
+    page_size: int,
+    on_progress: Progress | None = None,
+) -> RangeOutcome:
+    """Check the rows ``first..last`` (inclusive); rows before ``from_position`` are trusted."""
+    walker = Walker.seeded(reader, first, from_position, dict(anchors))
+    problem: Problem | None = None
+    for page in reader.pages(first - 1, last, page_size):
+        problem = walker.check_page(page)
+        if problem is not None:
+            break
+        if on_progress is not None:
+            on_progress(page[-1][0])
+    return RangeOutcome(
+        first=first,
+        last=last,
+        checked=walker.checked,
+        last_position=walker.last_position,
+        last_hash=walker.last_hash,
+        anchors_checked=walker.anchors_checked,
+        leftover_anchors=walker.anchors,
+        problem=problem,
+    )
+
+
+@dataclass
+class Walker:
+    reader: RowReader
+    anchors: dict[int, str]
+    checked: int = 0
+    anchors_checked: int = 0
+    last_position: int = 0
+    last_hash: str = GENESIS_HASH
+    #: hash of the row before the last good one (None: not known)
+    hash_before_last: str | None = None
+    #: open jobs only: job id -> (version, status value)
+    jobs: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: whether ``last_position`` is a row this walk (or an earlier range of it) checked
+    walked_any: bool = False
+
+    @classmethod
+    def seeded(
+        cls, reader: RowReader, first: int, from_position: int, anchors: dict[int, str]
+    ) -> Walker:
+        """A walker about to check ``first``, in the state a walk from ``from_position`` has there.
+
+        The row just before ``first`` is the chain head; if it is itself past
+        ``from_position`` it counts as walked (and its predecessor's hash is kept
+        to tell an inserted row from a modified one, as a continuous walk would).
+        """
+        walker = cls(reader, anchors)
+        start = reader.last_before(first)
+        if start is None:
+            return walker
+        walker.last_position, walker.last_hash = start.position, start.hash
+        if start.position >= from_position:
+            walker.walked_any = True
+            before = reader.last_before(start.position)
+            walker.hash_before_last = GENESIS_HASH if before is None else before.hash
+        return walker
+
+    # -- per page: the common case inline -------------------------------------------
+
+    def check_page(self, page: list[RawValues]) -> Problem | None:
+        """Check a page of rows; each row that is not plainly fine goes through ``check``.
+
+        Plainly fine: it follows the last row, seals its predecessor, its hash
+        recomputes, its query columns match, no checkpoint is due, and its job's
+        state is in memory (or it is a version 1) with a legal next step. The
+        fast path only ever accepts; everything it does not accept is re-checked
+        by ``check``, which also explains what is wrong.
+        """
+        jobs, nxt, terminal, rehash = self.jobs, _NEXT, _TERMINAL, sealed_hash
+        enqueued = _ENQUEUED
+        next_anchor = min(self.anchors, default=_NO_ANCHOR)
+        last_position, last_hash, hash_before_last = (
+            self.last_position,
+            self.last_hash,
+            self.hash_before_last,
+        )
+        checked = self.checked
+        for values in page:
+            (
+                position,
+                job_id,
+                version,
+                kind,
+                data,
+                time_text,
+                actor,
+                key,
+                user_id,
+                place_id,
+                mission_id,
+                prev_hash,
+                digest,
+            ) = values
+            after: str | None = None
+            if (
+                last_position < position < next_anchor
+                and prev_hash == last_hash
+                and time_text is not None
+                and digest
+                == rehash(prev_hash, position, job_id, version, kind, data, time_text, actor, key)
+                and (
+                    user_id is None and place_id is None and mission_id is None and key is None
+                    if kind != enqueued
+                    else _request_matches(data, user_id, place_id, mission_id, key)
+                )
+            ):
+                state = jobs.get(job_id)
+                if state is None:
+                    after = nxt.get((None, kind)) if version == 1 else None
+                elif version == state[0] + 1:
+                    after = nxt.get((state[1], kind))
+            if after is not None:
+                if after in terminal:
+                    jobs.pop(job_id, None)
+                else:
+                    jobs[job_id] = (version, after)
+                hash_before_last, last_position, last_hash = last_hash, position, digest
+                checked += 1
+                continue
+            # not plainly fine: hand the state over, let the full check decide and explain
+            if checked != self.checked:
+                self.walked_any = True
+            self.last_position, self.last_hash = last_position, last_hash
+            self.hash_before_last, self.checked = hash_before_last, checked
+            problem = self.check(self.reader.row(values))
+            if problem is not None:
+                return problem
+            last_position, last_hash = self.last_position, self.last_hash
+            hash_before_last, checked = self.hash_before_last, self.checked
+            next_anchor = min(self.anchors, default=_NO_ANCHOR)
+        if checked != self.checked:
+            self.walked_any = True
+        self.last_position, self.last_hash = last_position, last_hash
+        self.hash_before_last, self.checked = hash_before_last, checked
+        return None
+
+    # -- per row -------------------------------------------------------------
+
+    def check(self, row: RawRow) -> Problem | None:
+        problem = self._chain(row) or self._columns(row) or self._anchor(row) or self._job(row)
+        if problem is None:
+            self.hash_before_last = self.last_hash
+            self.last_position, self.last_hash = row.position, row.hash
+            self.checked += 1
+            self.walked_any = True
+        return problem
+
+    def _chain(self, row: RawRow) -> Problem | None:
+        if row.position <= self.last_position:
+            return Problem(
+                row.position, ProblemKind.INSERTED, f"a second event at position {row.position}"
+            )
+        sealed = seal(row) == row.hash
+        if sealed and row.prev_hash == self.last_hash:
+            return None
+        return self._explain_break(row, sealed)
+
+    def _explain_break(self, row: RawRow, sealed: bool) -> Problem:
+        """The chain breaks at ``row``: say where the damage starts and what it is."""
+        sealed_at = row.position if sealed else self._sealed_position(row)
+        if sealed_at is None:
+            following = self.reader.after(row.position)
+            if following is not None and following.prev_hash == self.last_hash:
+                return Problem(
+                    row.position,
+                    ProblemKind.INSERTED,
+                    f"event at position {row.position} (job {row.job_id}) seals nothing, "
+                    f"and the next event links past it",
+                )
+            return Problem(
+                row.position,
+                ProblemKind.MODIFIED,
+                f"event at position {row.position} (job {row.job_id}, version {row.version}) "
+                "no longer matches its hash: a stored field was changed",
+            )
+        if self.walked_any and row.prev_hash == self.hash_before_last:
+            return Problem(
+                self.last_position,
+                ProblemKind.INSERTED,
+                f"event at position {self.last_position} is not part of the chain: the event "
+                f"at position {row.position} links past it",
+            )
+        if sealed_at != row.position:
+            return Problem(
+                row.position,
+                ProblemKind.OUT_OF_ORDER,
+                f"the event sealed at position {sealed_at} (job {row.job_id}, version "
+                f"{row.version}) stands at position {row.position}",
+            )
+        return self._explain_broken_link(row)
+
+    def _explain_broken_link(self, row: RawRow) -> Problem:
+        """``row`` is intact where it stands but seals a predecessor that is not there."""
+        if row.position > self.last_position + 1:
+            first, last = self.last_position + 1, row.position - 1
+            span = f"position {first}" if first == last else f"positions {first}..{last}"
+            return Problem(
+                first,
+                ProblemKind.MISSING,
+                f"event(s) at {span} are gone: the event at position {row.position} seals a "
+                "predecessor that is no longer in the log",
+            )
+        if self.last_position >= 1:
+            return Problem(
+                self.last_position,
+                ProblemKind.MODIFIED,
+                f"event at position {self.last_position} was rewritten (its hash was "
+                f"recomputed): the event at position {row.position} sealed a different one",
+            )
+        return Problem(
+            row.position,
+            ProblemKind.MODIFIED,
+            f"event at position {row.position} does not start the chain (its prev_hash is "
+            "not the genesis hash)",
+        )
+
+    def _sealed_position(self, row: RawRow) -> int | None:
+        """Where a row that fails its own position was sealed, if anywhere near or linked."""
+        candidates: list[int] = []
+        if row.prev_hash == GENESIS_HASH:
+            candidates.append(1)
+        else:
+            predecessor = self.reader.with_hash(row.prev_hash)
+            if predecessor is not None:
+                candidates.append(predecessor.position + 1)
+        for offset in range(1, _MOVE_WINDOW + 1):
+            candidates.extend((row.position - offset, row.position + offset))
+        for position in candidates:
+            if (
+                position >= 1
+                and position != row.position
+                and seal(row, position=position) == row.hash
+            ):
+                return position
+        return None
+
+    def _columns(self, row: RawRow) -> Problem | None:
+        """The query columns outside the hash must agree with the sealed request."""
+        stored = (row.user_id, row.place_id, row.mission_id, row.idempotency_key)
+        if row.type != _ENQUEUED:
+            expected: tuple[object, ...] = (None, None, None, None)
+        else:
+            try:
+                request = orjson.loads(row.data)["request"]
+                expected = tuple(request.get(name) for name in _REQUEST_COLUMNS)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                return Problem(row.position, ProblemKind.MODIFIED, "enqueued event has no request")
+        if stored == expected:
+            return None
+        name, value, sealed = next(
+            (n, v, e) for n, v, e in zip(_REQUEST_COLUMNS, stored, expected, strict=True) if v != e
+        )
+        return Problem(
+            row.position,
+            ProblemKind.MODIFIED,
+            f"column {name} of the event at position {row.position} was changed "
+            f"({value!r}, the sealed event says {sealed!r})",
+        )
+
+    def _anchor(self, row: RawRow) -> Problem | None:
+        if not self.anchors:
+            return None
+        passed = [p for p in self.anchors if self.last_position < p < row.position]
+        if passed:
+            return anchor_missing(
+                min(passed), f"the log skips from position {self.last_position} to {row.position}"
+            )
+        expected = self.anchors.pop(row.position, None)
+        if expected is None:
+            return None
+        self.anchors_checked += 1
+        if expected != row.hash:
+            return rewritten(row.position)
+        return None
+
+    def _job(self, row: RawRow) -> Problem | None:
+        before = self.jobs.get(row.job_id)
+        if before is None:
+            found = self._job_before(row)
+            if isinstance(found, Problem):
+                return found
+            before = found
+        version, status = before if before is not None else (0, None)
+        if row.version != version + 1:
+            return Problem(
+                row.position,
+                ProblemKind.BAD_VERSION,
+                f"job {row.job_id}: version {row.version} follows version {version}",
+            )
+        after = _NEXT.get((status, row.type))
+        if after is None:
+            return Problem(
+                row.position,
+                ProblemKind.ILLEGAL_TRANSITION,
+                f"job {row.job_id}: {row.type!r} is not allowed in state {(status or 'none')!r}",
+            )
+        if after in _TERMINAL:
+            self.jobs.pop(row.job_id, None)
+        else:
+            self.jobs[row.job_id] = (row.version, after)
+        return None
+
+    def _job_before(self, row: RawRow) -> tuple[int, str] | Problem | None:
+        """State of a job not held in memory: new, completed earlier, or begun before the walk."""
+        if row.version == 1:
+            return None
+        previous = self.reader.latest_of_job(row.job_id, row.position)
+        if previous is None:
+            return Problem(
+                row.position,
+                ProblemKind.BAD_VERSION,
+                f"job {row.job_id}: version {row.version} has no earlier event",
+            )
+        status = _STATUS_AFTER.get(previous.type)
+        if status is None:
+            return Problem(previous.position, ProblemKind.ILLEGAL_TRANSITION, "unknown event type")
+        return previous.version, status.value
+
+
+def _request_matches(
+    data: str, user_id: str | None, place_id: str | None, mission_id: str | None, key: str | None
+) -> bool:
+    """The fast form of ``Walker._columns`` on an ``enqueued`` row: True when they plainly agree."""
+    try:
+        request = orjson.loads(data)["request"]
+        return bool(
+            request.get("user_id") == user_id
+            and request.get("place_id") == place_id
+            and request.get("mission_id") == mission_id
+            and request.get("idempotency_key") == key
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return False
