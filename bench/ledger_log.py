@@ -7,6 +7,8 @@
 * ``floor_insert`` / ``floor_scan``: the same rows into / out of the same table
   with the driver alone (sqlite3 / psycopg), multi-row ``INSERT … VALUES`` per
   transaction with the same durability settings, and a plain ``SELECT`` scan.
+* ``floor_copy``: the same rows with psycopg's ``COPY`` (PostgreSQL), the path
+  the store itself takes there.
 """
 
 from __future__ import annotations
@@ -168,6 +170,23 @@ def floor_insert(url: str, rows: Sequence[tuple[Any, ...]], batch: int) -> Measu
             else:
                 conn.execute(sql, params)
                 conn.commit()
+        seconds = time.perf_counter() - started
+    return {"events_per_s": rate(len(rows), seconds)}
+
+
+def floor_copy(url: str, rows: Sequence[tuple[Any, ...]], batch: int) -> Measure:
+    """PostgreSQL only: ``COPY … FROM STDIN`` of ``batch`` rows per transaction, driver only.
+
+    The store appends with ``COPY`` on PostgreSQL (less client CPU than a
+    multi-row ``INSERT``), so this is its own path's floor.
+    """
+    with raw_connection(url) as conn:
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            with conn.cursor().copy(f"COPY events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for row in rows[start : start + batch]:
+                    copy.write_row(row)
+            conn.commit()
         seconds = time.perf_counter() - started
     return {"events_per_s": rate(len(rows), seconds)}
 

@@ -21,7 +21,9 @@ LOG_COLUMNS = [
     ("append-single", "events_per_s", "append 1/txn (ev/s)"),
     ("append-batched", "events_per_s", "append 100/txn (ev/s)"),
     ("store-enqueue", "jobs_per_s", "store.enqueue (jobs/s)"),
+    ("floor-insert-1", "events_per_s", "raw INSERT 1/txn (ev/s)"),
     ("floor-insert-100", "events_per_s", "raw INSERT 100/txn (ev/s)"),
+    ("floor-copy-100", "events_per_s", "raw COPY 100/txn (ev/s)"),
     ("floor-insert-1000", "events_per_s", "raw INSERT 1000/txn (ev/s)"),
     ("read-all", "events_per_s", "read_all (ev/s)"),
     ("floor-scan", "events_per_s", "raw SELECT scan (ev/s)"),
@@ -115,11 +117,12 @@ def ratio_lines(table: Table, ledgers: Sequence[str], peers: Sequence[str]) -> l
 
 def fractions(table: Table, systems: Sequence[str]) -> list[str]:
     lines = [
-        "| backend | append 100/txn ÷ raw INSERT 100/txn | read_all ÷ raw scan | "
-        "read_all big ÷ raw scan big |",
-        "|---|---|---|---|",
+        "| backend | append 1/txn ÷ raw INSERT 1/txn | append 100/txn ÷ raw INSERT 100/txn | "
+        "read_all ÷ raw scan | read_all big ÷ raw scan big |",
+        "|---|---|---|---|---|",
     ]
     pairs = [
+        ("append-single", "floor-insert-1"),
         ("append-batched", "floor-insert-100"),
         ("read-all", "floor-scan"),
         ("read-all-big", "floor-scan-big"),

@@ -159,10 +159,9 @@ def postgres_version() -> str:
 def postgres_database(prefix: str) -> Iterator[str]:
     """A fresh database on the same server; yields its SQLAlchemy URL. Dropped after.
 
-    The ledger serialises appends with ``pg_advisory_xact_lock`` on one fixed key,
-    and advisory locks are per database, not per schema: in a schema of the shared
-    ``test`` database every append would queue behind other sessions' test appends
-    (and slow them down). A database of its own isolates both sides.
+    The append lock is per events table (``pg_advisory_xact_lock`` keyed by the
+    table's OID), so a schema would do; a database of its own also keeps the
+    workload's catalog and statistics apart from other sessions' test schemas.
     """
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")

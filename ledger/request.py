@@ -125,7 +125,7 @@ class SettlementRequest(BaseModel):
 
     def fingerprint(self) -> str:
         """Hash of the request's content: the same key must come with the same fingerprint."""
-        return hashlib.sha256(canonical_json(self.as_record())).hexdigest()
+        return fingerprint_of(self.as_record())
 
     def as_record(self) -> dict[str, Any]:
         """The snake_case dict stored in the ``enqueued`` event."""
@@ -135,6 +135,11 @@ class SettlementRequest(BaseModel):
 def canonical_json(value: object) -> bytes:
     """Sorted-key compact JSON: the one byte form used for hashing and storage."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def fingerprint_of(record: Mapping[str, Any]) -> str:
+    """The fingerprint of a request from its record (``as_record``), dumped once by the caller."""
+    return hashlib.sha256(canonical_json(record)).hexdigest()
 
 
 def parse_request(data: object) -> SettlementRequest:

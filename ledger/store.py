@@ -1,8 +1,10 @@
 """The event store: append-only SQL log with optimistic concurrency and a hash chain.
 
 Appends are serialised: on PostgreSQL every appending transaction first takes one
-transaction-scoped advisory lock (``pg_advisory_xact_lock``); on SQLite, write
-transactions start with ``BEGIN IMMEDIATE`` (the single writer lock). Holding the
+transaction-scoped advisory lock (``pg_advisory_xact_lock``, keyed by the events
+table's OID, so ledgers in different schemas of one database do not wait for each
+other); on SQLite, write transactions start with ``BEGIN IMMEDIATE`` (the single
+writer lock). Holding the
 lock from reading the log head to commit gives three properties at once:
 
 * positions are assigned in commit order, so a reader tailing ``position > N``
@@ -12,7 +14,8 @@ lock from reading the log head to commit gives three properties at once:
   ``(job_id, version)`` and ``idempotency_key`` remain as the last line of defence).
 
 Throughput comes from batching: ``append_many`` writes events of many jobs in
-one transaction under one lock acquisition.
+one transaction under one lock acquisition. The statements themselves (one
+round trip for lock and head, ``COPY`` on PostgreSQL) live in ``ledger.append_sql``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
+from ledger.append_sql import Opening, Row, for_dialect
 from ledger.db import READ_ONLY, is_sqlite
 from ledger.errors import (
     ConcurrencyError,
@@ -42,15 +46,12 @@ from ledger.events import (
     EventType,
     NewEvent,
     StoredEvent,
-    event_hash,
     format_time,
+    sealed_hash,
     to_utc,
 )
-from ledger.request import SettlementRequest, canonical_json
+from ledger.request import SettlementRequest, canonical_json, fingerprint_of
 from ledger.schema import events as events_table
-
-#: key of the PostgreSQL advisory lock that serialises appends (any fixed 64-bit int)
-APPEND_LOCK_KEY = 0x4C45444745520001
 
 Clock = Callable[[], datetime]
 
@@ -66,6 +67,8 @@ class LogHead:
     position: int = 0
     hash: str = GENESIS_HASH
     occurred_at: datetime | None = None
+    #: the database's clock, read with the head under the append lock (PostgreSQL)
+    clock: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,7 @@ class EventStore:
         #: job ids for new jobs (random UUIDs; a seeded source makes demos reproducible)
         self.new_job_id = new_job_id
         self._sqlite = is_sqlite(engine)
+        self._sql = for_dialect(engine.dialect)
 
     # -- writing -----------------------------------------------------------------
 
@@ -153,8 +157,8 @@ class EventStore:
         job_ids = [item.job_id for item in appends]
         if len(set(job_ids)) != len(job_ids):
             raise ValueError("append_many takes each job at most once per call")
-        with self._writing() as (conn, head):
-            current = self._versions(conn, job_ids)
+        with self._opening(job_ids=job_ids) as (conn, head, opening):
+            current = opening.versions
             accepted: list[StreamAppend] = []
             rejected: list[ConcurrencyError] = []
             for item in appends:
@@ -206,12 +210,14 @@ class EventStore:
             raise ValueError("max_attempts must be at least 1")
         if delay is not None and delay < timedelta(0):
             raise ValueError("delay must not be negative")
-        with self._writing() as (conn, head):
-            known = _known_keys(conn, [request.idempotency_key for request in requests])
+        keys = [request.idempotency_key for request in requests]
+        with self._opening(keys=keys) as (conn, head, opening):
+            known = opening.known_keys
             results: list[EnqueueResult | None] = []
             appends: list[StreamAppend] = []
             for request in requests:
-                key, fingerprint = request.idempotency_key, request.fingerprint()
+                record = request.as_record()  # dumped once: fingerprint and event data
+                key, fingerprint = request.idempotency_key, fingerprint_of(record)
                 if key in known:
                     job_id, seen = known[key]
                     if seen != fingerprint:
@@ -221,7 +227,7 @@ class EventStore:
                 job_id = self.new_job_id()
                 known[key] = (job_id, fingerprint)
                 data: dict[str, Any] = {
-                    "request": request.as_record(),
+                    "request": record,
                     "fingerprint": fingerprint,
                     "max_attempts": max_attempts,
                     "due_at": None,
@@ -237,10 +243,19 @@ class EventStore:
 
     @contextmanager
     def _writing(self) -> Iterator[tuple[Connection, LogHead]]:
+        """A write transaction holding the append lock, and the log's head under it."""
+        with self._opening() as (conn, head, _opening):
+            yield conn, head
+
+    @contextmanager
+    def _opening(
+        self, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
+    ) -> Iterator[tuple[Connection, LogHead, Opening]]:
+        """``_writing``, with the idempotency and version look-ups read under the lock too."""
         with translate_errors(), self.engine.begin() as conn:
-            if not self._sqlite:
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
-            yield conn, self._head(conn)
+            opening = self._sql.open(conn, keys=keys, job_ids=job_ids)
+            position, digest, occurred_at = opening.head
+            yield conn, LogHead(position, digest, occurred_at, opening.clock), opening
 
     def _event_time(self, conn: Connection, head: LogHead) -> datetime:
         """The time stamped on the next events: the one clock, never behind the head.
@@ -252,6 +267,8 @@ class EventStore:
         """
         if self._clock is not None:
             now = to_utc(self._clock())
+        elif head.clock is not None:
+            now = head.clock
         elif self._sqlite:
             now = datetime.now(UTC)
         else:
@@ -269,26 +286,22 @@ class EventStore:
         if not any(item.events for item in appends):
             return []
         now = self._event_time(conn, head)
+        # one time for the whole batch: formatted and converted once, not per event
+        stamp = _Stamp(now, format_time(now), self._sql.time_value(now))
         position, prev_hash = head.position, head.hash
         stored: list[StoredEvent] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[Row] = []
         for item in appends:
-            for offset, new in enumerate(item.events, start=1):
+            version = item.expected_version
+            for new in item.events:
                 position += 1
-                version = item.expected_version + offset
-                event, row = _seal(
-                    position=position,
-                    job_id=item.job_id,
-                    version=version,
-                    new=new,
-                    now=now,
-                    prev_hash=prev_hash,
-                )
+                version += 1
+                event, row = _seal(position, item.job_id, version, new, stamp, prev_hash)
                 prev_hash = event.hash
                 stored.append(event)
                 rows.append(row)
         try:
-            conn.execute(events_table.insert(), rows)
+            self._sql.insert(conn, rows)
         except sa_exc.IntegrityError as exc:
             raise LedgerError(f"the log refused the append: {exc.orig}") from None
         return stored
@@ -468,7 +481,7 @@ class EventStore:
     def versions(self, job_ids: Sequence[str]) -> dict[str, int]:
         """Current stream version of each job (jobs with no events are left out)."""
         with self._reading() as conn:
-            return self._versions(conn, job_ids)
+            return self._sql.versions(conn, job_ids)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -490,108 +503,60 @@ class EventStore:
             return LogHead()
         return LogHead(row.position, row.hash, to_utc(row.occurred_at))
 
-    @staticmethod
-    def _versions(conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(job_ids), 500):
-            chunk = job_ids[start : start + 500]
-            found.update({job_id: int(v) for job_id, v in conn.execute(_latest(conn, chunk)) if v})
-        return found
-
-
-def _latest(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
-    """Each job's latest version, one backward index probe per job.
-
-    On PostgreSQL a correlated ``max(version)`` per id uses the unique
-    ``(job_id, version)`` index whatever the planner's statistics say (an
-    ``IN (…) GROUP BY`` on a never-analysed table was planned as a full scan,
-    making appends slower as the log grew).
-    """
-    if conn.dialect.name != "postgresql":
-        return (
-            sa.select(events_table.c.job_id, sa.func.max(events_table.c.version))
-            .where(events_table.c.job_id.in_(job_ids))
-            .group_by(events_table.c.job_id)
-        )
-    # the ids travel as one array parameter: the statement compiles once and is
-    # cached (a VALUES list of literals was compiled afresh, ~10 ms per 250 ids,
-    # inside the append lock)
-    ids = _id_array(job_ids)
-    latest = (
-        sa.select(sa.func.max(events_table.c.version))
-        .where(events_table.c.job_id == ids.c.job_id)
-        .scalar_subquery()
-    )
-    return sa.select(ids.c.job_id, latest)
-
-
-def _known_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Idempotency key → (job id, request fingerprint) for the keys already in the log."""
-    known: dict[str, tuple[str, str]] = {}
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), 500):
-        rows = conn.execute(
-            sa.select(
-                events_table.c.idempotency_key, events_table.c.job_id, events_table.c.data
-            ).where(events_table.c.idempotency_key.in_(unique[start : start + 500]))
-        )
-        known.update(
-            {key: (job_id, orjson.loads(data)["fingerprint"]) for key, job_id, data in rows}
-        )
-    return known
-
 
 def _db_time(moment: datetime) -> datetime:
     """Times are bound as UTC (SQLite stores them without an offset)."""
     return to_utc(moment)
 
 
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """A batch's one event time: as a datetime, as hashed text, as the driver binds it."""
+
+    moment: datetime
+    text: str
+    value: Any
+
+
 def _seal(
-    *,
     position: int,
     job_id: str,
     version: int,
     new: NewEvent,
-    now: datetime,
+    stamp: _Stamp,
     prev_hash: str,
-) -> tuple[StoredEvent, dict[str, Any]]:
+) -> tuple[StoredEvent, Row]:
     payload = new.data
     if new.due_in is not None:
-        payload = {**payload, "due_at": format_time(now + new.due_in)}
+        payload = {**payload, "due_at": format_time(stamp.moment + new.due_in)}
     data_json = canonical_json(payload).decode()
     request: Mapping[str, Any] = payload.get("request", {}) if new.type == "enqueued" else {}
     key = request.get("idempotency_key")
-    digest = event_hash(
-        prev_hash=prev_hash,
-        position=position,
-        job_id=job_id,
-        version=version,
-        event_type=new.type.value,
-        data_json=data_json,
-        occurred_at=now,
-        actor=new.actor,
-        idempotency_key=key,
+    # the plain text of the type: a str-enum member would be bound by its name by some drivers
+    kind = _TYPE_TEXT[new.type]
+    digest = sealed_hash(
+        prev_hash, position, job_id, version, kind, data_json, stamp.text, new.actor, key
     )
     # read back from the stored text, so appended and re-read events are identical
     data = orjson.loads(data_json)
     event = StoredEvent(
-        position, job_id, version, new.type, data, now, new.actor, key, prev_hash, digest
+        position, job_id, version, new.type, data, stamp.moment, new.actor, key, prev_hash, digest
     )
-    row = {
-        "position": position,
-        "job_id": job_id,
-        "version": version,
-        "type": new.type.value,
-        "data": data_json,
-        "occurred_at": now,
-        "actor": new.actor,
-        "idempotency_key": key,
-        "user_id": request.get("user_id"),
-        "place_id": request.get("place_id"),
-        "mission_id": request.get("mission_id"),
-        "prev_hash": prev_hash,
-        "hash": digest,
-    }
+    row = (
+        position,
+        job_id,
+        version,
+        kind,
+        data_json,
+        stamp.value,
+        new.actor,
+        key,
+        request.get("user_id"),
+        request.get("place_id"),
+        request.get("mission_id"),
+        prev_hash,
+        digest,
+    )
     return event, row
 
 
@@ -612,6 +577,7 @@ _EVENT_COLUMNS = tuple(
     )
 )
 _EVENT_TYPES = {member.value: member for member in EventType}
+_TYPE_TEXT = {member: member.value for member in EventType}
 
 
 def _to_event(row: Sequence[Any]) -> StoredEvent:
