@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from ledger.errors import QueueUnavailable, UnsafeRedis
 from ledger.lifecycle import Job
@@ -24,6 +25,10 @@ from ledger.queue.snapshot import decode_job, encode_job
 
 #: the only eviction policy under which Redis never drops a queue key
 SAFE_POLICY = "noeviction"
+#: one ``.lua`` file per operation, in ``scripts/``
+SCRIPTS = ("cache", "push", "move", "restore", "claim", "renew", "finish", "reap", "depths")
+#: (script name, KEYS, ARGV): one call queued in a pipeline
+ScriptCall = tuple[str, list[str], list[Any]]
 #: jobs per script call, so one call never blocks Redis for long
 CHUNK = 500
 
@@ -74,7 +79,7 @@ def _load_scripts(client: redis.Redis) -> dict[str, Script]:
     folder = resources.files("ledger.queue") / "scripts"
     return {
         name: client.register_script((folder / f"{name}.lua").read_text(encoding="utf-8"))
-        for name in ("push", "move", "restore", "claim", "renew", "finish", "reap", "depths")
+        for name in SCRIPTS
     }
 
 
@@ -172,18 +177,41 @@ class HotQueue:
         snapshots: Sequence[Job],
     ) -> int:
         """Cache entries first, then the script, in one round trip (a pipeline, in order)."""
-        if not items and not snapshots:
-            return 0
+        caching = self._cache_calls(snapshots, only_missing=False)
+        calls = list(caching)
+        for chunk in _chunks(items):
+            args: list[Any] = [self.wake_tokens]
+            for job_id, score in chunk:
+                args += [job_id, score]
+            calls.append((script, keys, args))
+        results = self._run_pipelined(calls)
+        return sum(int(n) for n in results[len(caching) :])
+
+    def _run_pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run script calls in order in one round trip.
+
+        ``EVALSHA`` straight into the pipeline: redis-py's ``Script`` objects in a
+        pipeline cost a ``SCRIPT EXISTS`` round trip per execute. If Redis lost
+        the scripts (restart, ``SCRIPT FLUSH``) they are loaded and the calls run
+        again; every script here is idempotent, so a second run is harmless.
+        """
+        if not calls:
+            return []
         with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
-            self._queue_cache(pipe, snapshots, only_missing=False)
-            for chunk in _chunks(items):
-                args: list[Any] = [self.wake_tokens]
-                for job_id, score in chunk:
-                    args += [job_id, score]
-                self._scripts[script](keys=keys, args=args, client=pipe)
-            results = pipe.execute()
-        return sum(int(n) for n in results[len(snapshots) :])
+            try:
+                return self._send(calls)
+            except NoScriptError:
+                for name in {name for name, _, _ in calls}:
+                    script = self._scripts[name]
+                    sha: object = self.client.script_load(script.script)  # typed per redis-py
+                    script.sha = str(sha)
+                return self._send(calls)
+
+    def _send(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        return list(pipe.execute())
 
     def finish(self, job_ids: Sequence[str]) -> int:
         """Drop finished jobs from every set, and their payload cache entries."""
@@ -225,21 +253,18 @@ class HotQueue:
 
     def cache(self, jobs: Sequence[Job], *, only_missing: bool = False) -> None:
         """Write jobs' folded states to the payload cache (with the TTL)."""
-        if not jobs:
-            return
-        with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
-            self._queue_cache(pipe, jobs, only_missing=only_missing)
-            pipe.execute()
+        self._run_pipelined(self._cache_calls(jobs, only_missing=only_missing))
 
-    def _queue_cache(self, pipe: Any, jobs: Sequence[Job], *, only_missing: bool) -> None:
-        for job in jobs:
-            pipe.set(
-                self.keys.payload(job.job_id),
-                encode_job(job),
-                ex=self.payload_ttl_seconds,
-                nx=only_missing,
+    def _cache_calls(self, jobs: Sequence[Job], *, only_missing: bool) -> list[ScriptCall]:
+        """``cache.lua`` calls that write these jobs' entries."""
+        return [
+            (
+                "cache",
+                [self.keys.payload(job.job_id) for job in chunk],
+                [self.payload_ttl_seconds, int(only_missing), *map(encode_job, chunk)],
             )
+            for chunk in _chunks(jobs)
+        ]
 
     def cached(self, job_ids: Sequence[str]) -> dict[str, Job]:
         """The cached states of these jobs (missing or unreadable entries left out)."""

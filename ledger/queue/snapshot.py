@@ -8,13 +8,12 @@ the log.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 import orjson
 
-from ledger.events import format_time
 from ledger.lifecycle import Job, JobStatus
 
 _TIMES = frozenset(
@@ -26,14 +25,19 @@ _FIELDS = frozenset(_NAMES)
 
 def encode_job(job: Job) -> str:
     """The job as compact JSON text (times as ISO 8601 UTC)."""
-    # field by field: ``dataclasses.asdict`` deep-copies the request and cost
-    # more than the rest of an enqueue's push
-    record: dict[str, Any] = {name: getattr(job, name) for name in _NAMES}
-    for name in _TIMES:
-        if record[name] is not None:
-            record[name] = format_time(record[name])
-    record["status"] = job.status.value
-    return orjson.dumps(record).decode()
+    # orjson writes the slotted dataclass, its enum and its datetimes natively:
+    # field-by-field Python here was most of an enqueue's push
+    return orjson.dumps(job, default=_plain, option=_OPTIONS).decode()
+
+
+_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def _plain(value: object) -> object:
+    """A request held as another ``Mapping`` type is written as a plain object."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def decode_job(text: str | bytes) -> Job | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import redis
 
 from ledger.lifecycle import JobStatus
 from ledger.queue import HotQueue, QueueKeys
+from ledger.queue.hotqueue import CHUNK
 from tests.backends import REDIS_URL, unavailable
 from tests.factories import T0
 from tests.queue_fixtures import unique_queue
@@ -121,6 +123,28 @@ def test_cache_only_missing_keeps_newer_entries(hot_queue: HotQueue) -> None:
     hot_queue.cache([job(version=5)])
     hot_queue.cache([job(version=2)], only_missing=True)
     assert hot_queue.cached(["j"])["j"].version == 5
+
+
+def test_a_push_bigger_than_one_script_call_caches_and_pushes_every_job(
+    hot_queue: HotQueue,
+) -> None:
+    jobs = [job(job_id=f"j{n}") for n in range(CHUNK * 2 + 7)]
+    assert hot_queue.push([(j.job_id, 0) for j in jobs], jobs) == len(jobs)
+    assert set(hot_queue.cached([j.job_id for j in jobs])) == {j.job_id for j in jobs}
+    # a second push holds nothing new and overwrites the cache with what it is given
+    newer = [replace(j, version=2) for j in jobs[:3]]
+    assert hot_queue.push([(j.job_id, 0) for j in newer], newer) == 0
+    assert {j.version for j in hot_queue.cached([j.job_id for j in jobs[:3]]).values()} == {2}
+
+
+def test_pushes_and_caching_survive_redis_losing_its_scripts(hot_queue: HotQueue) -> None:
+    hot_queue.push([("a", 0)], [job(job_id="a")])
+    hot_queue.client.script_flush()  # what a restart or failover does to loaded scripts
+    assert hot_queue.push([("b", 0)], [job(job_id="b")]) == 1
+    hot_queue.client.script_flush()
+    hot_queue.cache([job(job_id="c")])
+    assert set(hot_queue.cached(["a", "b", "c"])) == {"a", "b", "c"}
+    assert hot_queue.holds("b") == "ready"
 
 
 def test_clean_payloads_drops_entries_of_jobs_not_queued(hot_queue: HotQueue) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import fakeredis
 import pytest
@@ -121,3 +122,22 @@ def test_outcomes_from_handlers() -> None:
     assert run_handler(silent, job).error == "KeyError"
     outcome = run_handler(async_handler, job)
     assert (outcome.error, outcome.retryable) == ("ValueError: async boom", True)
+
+
+def test_snapshot_round_trips_whole_seconds_and_other_mappings() -> None:
+    job = replace(
+        SNAPSHOT,
+        request=MappingProxyType(dict(SNAPSHOT.request)),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        completed_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC),
+    )
+    decoded = decode_job(encode_job(job))
+    assert decoded == replace(job, request=dict(SNAPSHOT.request))
+    assert '"created_at":"2026-01-01T00:00:00Z"' in encode_job(job)
+
+
+def test_snapshot_takes_naive_times_as_utc() -> None:
+    naive = replace(SNAPSHOT, created_at=datetime(2026, 1, 1, 9, 30))
+    decoded = decode_job(encode_job(naive))
+    assert decoded is not None
+    assert decoded.created_at == datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
