@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -112,29 +112,31 @@ class Projector:
     ) -> int:
         fold = Fold()
         fold.position = position
-        pages = self.store.scan(
+        scan = self.store.scan(
             position,
             until_position=until_position,
             until_time=until_time,
             page_size=min(self.batch_size, PAGE_SIZE),
         )
-        page = next(pages, None)
-        while page is not None:
-            # one transaction takes pages until it holds ``batch_size`` events: memory
-            # follows the page, commits follow the batch
-            count = 0
-            with translate_errors(), self.engine.begin() as conn:
-                current = sql.lock_checkpoint(conn, self.tables)
-                if current != position:
-                    raise CheckpointMoved(current)
-                while page is not None and count < self.batch_size:
-                    position = self.fold_into(conn, fold, page)
-                    count += len(page)
-                    page = next(pages, None)
-                sql.set_checkpoint(conn, self.tables, position)
-            fold.forget(self.held_jobs)
-            if on_batch is not None:
-                on_batch(count, position)
+        # closed on every way out, so the scan's reader thread is gone when this returns
+        with closing(scan) as pages:
+            page = next(pages, None)
+            while page is not None:
+                # one transaction takes pages until it holds ``batch_size`` events:
+                # memory follows the page, commits follow the batch
+                count = 0
+                with translate_errors(), self.engine.begin() as conn:
+                    current = sql.lock_checkpoint(conn, self.tables)
+                    if current != position:
+                        raise CheckpointMoved(current)
+                    while page is not None and count < self.batch_size:
+                        position = self.fold_into(conn, fold, page)
+                        count += len(page)
+                        page = next(pages, None)
+                    sql.set_checkpoint(conn, self.tables, position)
+                fold.forget(self.held_jobs)
+                if on_batch is not None:
+                    on_batch(count, position)
         return position
 
     def apply(self, batch: list[StoredEvent], *, expected: int) -> int:
@@ -277,11 +279,12 @@ def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | No
         # DELETE, not TRUNCATE: readers must keep reading the old rows meanwhile
         sql.clear(conn, LIVE, truncate=False)
         position = 0
-        for page in store.scan(page_size=min(batch_size, PAGE_SIZE)):
-            position = live.fold_into(conn, fold, page)
-            fold.forget(live.held_jobs)
-            if on_batch is not None:
-                on_batch(len(page), position)
+        with closing(store.scan(page_size=min(batch_size, PAGE_SIZE))) as pages:
+            for page in pages:
+                position = live.fold_into(conn, fold, page)
+                fold.forget(live.held_jobs)
+                if on_batch is not None:
+                    on_batch(len(page), position)
         sql.set_checkpoint(conn, LIVE, position)
 
 

@@ -231,3 +231,29 @@ def test_follow_survives_the_database_going_away(
         follower.join()
     assert len(outages) == 1
     assert read_snapshot(engine) == fold_of(store).snapshot()
+
+
+def test_a_failed_rebuild_keeps_the_old_rows_and_leaves_no_reader_thread(
+    store: EventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append_plan(store, seeded_plan(15))
+    Projector(store).catch_up()
+    before = read_snapshot(engine)
+    real = Projector.fold_into
+    calls = 0
+
+    def failing(self: Projector, *args: object) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # mid-log, with the next page already being read on PostgreSQL
+            raise RuntimeError("fold failed")
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Projector, "fold_into", failing)
+    with pytest.raises(RuntimeError, match="fold failed"):
+        rebuild(store, batch_size=4)
+    assert not [t for t in threading.enumerate() if t.name.startswith("scan-read")]
+    assert read_snapshot(engine) == before
+    monkeypatch.undo()
+    assert rebuild(store, batch_size=4) == store.head().position
+    assert read_snapshot(engine) == fold_of(store).snapshot()
