@@ -117,6 +117,10 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        #: set by ``stop``, which takes no lock as it may run in a signal handler; the
+        #: queue wakes the maintenance loop, which then sets ``_stop`` for every thread
+        self._stop_requested = False
+        self._stop_requests: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._handlers_done = threading.Event()
         self._slots = threading.Condition()
         #: one claim at a time (the claimer's, or the flusher's with its outcomes)
@@ -133,12 +137,19 @@ class Worker:
         return self.options.concurrency + self.options.prefetch_count
 
     def stop(self) -> None:
-        """Stop claiming; jobs already held finish and their outcomes are recorded."""
-        self._stop.set()
+        """Stop claiming; jobs already held finish and their outcomes are recorded.
+
+        Safe in a signal handler: it takes no lock (``SimpleQueue.put`` is
+        reentrant). Setting the stop ``Event`` there could deadlock: the handler
+        runs in the main thread, which may be inside that Event's ``wait`` holding
+        its lock. The maintenance loop turns the request into the stop.
+        """
+        self._stop_requested = True
+        self._stop_requests.put(None)
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._stop_requested or self._stop.is_set()
 
     def run(self) -> WorkerStats:
         """Refuse an evicting Redis, recover the queue from the log, work until stopped.
@@ -189,17 +200,17 @@ class Worker:
 
     def _to_claim(self, releasing: int = 0) -> int:
         """``_claim_size`` now; ``releasing`` held jobs have their outcomes being recorded."""
-        if self._stop.is_set():
+        if self.stopping:
             return 0
         with self._slots:
             return self._claim_size(len(self._held) - releasing)
 
     def _claim_loop(self) -> None:
         """Claims when the flusher does not: at start, after idling, when handlers starve."""
-        while not self._stop.is_set():
+        while not self.stopping:
             with self._slots:
                 self._slots.wait_for(
-                    lambda: self._stop.is_set() or self._claim_size(len(self._held)) > 0,
+                    lambda: self.stopping or self._claim_size(len(self._held)) > 0,
                     timeout=0.5,
                 )
             try:
@@ -325,7 +336,7 @@ class Worker:
             "sweep": now,
             "cleanup": now + self.options.cleanup_seconds,
         }
-        while not self._stop.wait(tick):
+        while not self._wait_for_stop(tick):
             now = time.monotonic()
             if now >= due["renew"]:
                 self._guard(self._renew)
@@ -339,6 +350,17 @@ class Worker:
             if self.options.burst and self._drained():
                 log.info("burst: the queue is empty, stopping")
                 self._stop.set()
+
+    def _wait_for_stop(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a stop request; on one, stop every thread."""
+        if self._stop.is_set():  # burst mode found the queue drained
+            return True
+        try:
+            self._stop_requests.get(timeout=timeout)
+        except queue.Empty:
+            return self._stop.is_set()
+        self._stop.set()
+        return True
 
     def _guard(self, step: Callable[[], object]) -> None:
         try:

@@ -115,3 +115,19 @@ def test_claims_wait_for_half_the_capacity_unless_handlers_would_idle(ledger: Le
     assert {held: worker._claim_size(held) for held in table} == table
     small = Worker(ledger, lambda _job: None, options(concurrency=4, prefetch=0))
     assert {held: small._claim_size(held) for held in (0, 2, 3, 4)} == {0: 4, 2: 2, 3: 1, 4: 0}
+
+
+def test_stop_takes_no_lock_so_a_signal_handler_can_call_it(ledger: Ledger) -> None:
+    # SIGTERM's handler runs in the main thread, which spends its life inside
+    # ``Event.wait``; an Event's lock held there would deadlock a stop that sets it
+    worker = Worker(ledger, mixed, options(burst=False))
+    with worker._stop._cond:  # what the main thread holds inside Event.wait
+        stopper = threading.Thread(target=worker.stop)
+        stopper.start()
+        stopper.join(5)
+        assert not stopper.is_alive()
+    assert worker.stopping
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive()
