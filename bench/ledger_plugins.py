@@ -138,6 +138,19 @@ def _log_size(url: str) -> int:
         engine.dispose()
 
 
+def _terminal_events_after(url: str, position: int) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = sa.text(
+                "SELECT count(*) FROM events WHERE position > :after"
+                " AND type IN ('completed', 'dead_lettered')"
+            )
+            return int(conn.execute(query, {"after": position}).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def ledger_drain(
     ctx: PeerContext, url: str, n: int, workers: int, retry_mix: bool, *, name: str
 ) -> Measure:
@@ -178,6 +191,9 @@ def ledger_drain(
         worker_argvs=[argv] * workers,
         env=_settings_env(ctx, url, queue),
     )
+    finished = _terminal_events_after(url, before[0])
+    if finished != n:  # the figure counts only if the log holds every outcome once
+        raise RuntimeError(f"the log holds {finished} terminal outcomes for {n} jobs")
     written = _log_size(url) - before[0]
     span = n / figures["jobs_per_s"]
     figures["events_per_s"] = rate(written, span)
