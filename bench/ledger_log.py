@@ -26,25 +26,10 @@ from sqlalchemy.engine import make_url
 
 from bench.common import Measure, rate
 from bench.generate import enqueued, request_record
+from ledger.append_sql import COLUMNS
 from ledger.db import create_engine
 from ledger.request import SettlementRequest
 from ledger.store import EventStore, StreamAppend
-
-COLUMNS = (
-    "position",
-    "job_id",
-    "version",
-    "type",
-    "data",
-    "occurred_at",
-    "actor",
-    "idempotency_key",
-    "user_id",
-    "place_id",
-    "mission_id",
-    "prev_hash",
-    "hash",
-)
 
 
 def _streams(n: int, seed: int) -> list[StreamAppend]:

@@ -406,16 +406,7 @@ class EventStore:
         transaction. ``until_position``/``until_time`` (inclusive) stop early.
         """
         while True:
-            query = (
-                sa.select(*_EVENT_COLUMNS)
-                .where(events_table.c.position > after)
-                .order_by(events_table.c.position)
-                .limit(page_size)
-            )
-            if until_position is not None:
-                query = query.where(events_table.c.position <= until_position)
-            if until_time is not None:
-                query = query.where(events_table.c.occurred_at <= _db_time(until_time))
+            query = _page(_EVENT_COLUMNS, after, until_position, until_time, page_size)
             with self._reading() as conn:
                 page = [_to_event(row) for row in conn.execute(query)]
             yield from page
@@ -463,16 +454,7 @@ class EventStore:
         )
 
         def read(start: int) -> list[RawEvent]:
-            query = (
-                sa.select(*columns)
-                .where(table.c.position > start)
-                .order_by(table.c.position)
-                .limit(page_size)
-            )
-            if until_position is not None:
-                query = query.where(table.c.position <= until_position)
-            if until_time is not None:
-                query = query.where(table.c.occurred_at <= _db_time(until_time))
+            query = _page(columns, start, until_position, until_time, page_size)
             with self._reading() as conn:
                 # the driver's own tuples: no result processing applies to these
                 # columns, so building SQLAlchemy rows would only add cost
@@ -527,6 +509,27 @@ class EventStore:
         if row is None:
             return LogHead()
         return LogHead(row.position, row.hash, to_utc(row.occurred_at))
+
+
+def _page(
+    columns: Sequence[sa.ColumnElement[Any]],
+    after: int,
+    until_position: int | None,
+    until_time: datetime | None,
+    size: int,
+) -> sa.Select[Any]:
+    """One page of the log after ``after``, in position order, within the bounds."""
+    query = (
+        sa.select(*columns)
+        .where(events_table.c.position > after)
+        .order_by(events_table.c.position)
+        .limit(size)
+    )
+    if until_position is not None:
+        query = query.where(events_table.c.position <= until_position)
+    if until_time is not None:
+        query = query.where(events_table.c.occurred_at <= _db_time(until_time))
+    return query
 
 
 def _db_time(moment: datetime) -> datetime:
