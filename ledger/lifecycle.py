@@ -134,6 +134,32 @@ class Progress:
     dead_lettered_at: Moment | None = None
     completed_at: Moment | None = None
 
+    def job_with(self, *, request: Mapping[str, Any], max_attempts: int, created_at: Moment) -> Job:
+        """The frozen ``Job`` of this progress, given the fixed fields of its ``enqueued``."""
+        return Job(
+            job_id=self.job_id,
+            status=JobStatus(self.status),
+            version=self.version,
+            request=request,
+            max_attempts=max_attempts,
+            created_at=_required_time(created_at),
+            updated_at=_required_time(self.updated_at),
+            due_at=as_time(self.due_at),
+            attempts=self.attempts,
+            round_attempts=self.round_attempts,
+            worker=self.worker,
+            lease_until=as_time(self.lease_until),
+            last_error=self.last_error,
+            dead_lettered_at=as_time(self.dead_lettered_at),
+            completed_at=as_time(self.completed_at),
+        )
+
+
+def _required_time(value: Moment) -> datetime:
+    parsed = as_time(value)
+    assert parsed is not None  # a Moment is never None
+    return parsed
+
 
 def advance(
     state: Progress,
@@ -199,22 +225,8 @@ def apply(job: Job | None, event: StoredEvent) -> Job:
         job.completed_at,
     )
     advance(state, event.type.value, event.version, event.occurred_at, event.actor, event.data)
-    return Job(
-        job_id=job.job_id,
-        status=JobStatus(state.status),
-        version=state.version,
-        request=job.request,
-        max_attempts=job.max_attempts,
-        created_at=job.created_at,
-        updated_at=event.occurred_at,
-        due_at=as_time(state.due_at),
-        attempts=state.attempts,
-        round_attempts=state.round_attempts,
-        worker=state.worker,
-        lease_until=as_time(state.lease_until),
-        last_error=state.last_error,
-        dead_lettered_at=as_time(state.dead_lettered_at),
-        completed_at=as_time(state.completed_at),
+    return state.job_with(
+        request=job.request, max_attempts=job.max_attempts, created_at=job.created_at
     )
 
 

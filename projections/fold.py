@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from itertools import islice
 from typing import Any
 
@@ -27,11 +27,9 @@ from ledger.events import StoredEvent, to_utc
 from ledger.lifecycle import (
     STATUS_AFTER,
     Job,
-    JobStatus,
     Moment,
     Progress,
     advance,
-    as_time,
 )
 from ledger.request import canonical_json
 
@@ -94,22 +92,10 @@ class JobState(Progress):
 
     def to_job(self) -> Job:
         """The frozen ``lifecycle.Job`` of this state (memory projections, tests)."""
-        return Job(
-            job_id=self.job_id,
-            status=JobStatus(self.status),
-            version=self.version,
+        return self.job_with(
             request=orjson.loads(self.request),
             max_attempts=self.max_attempts,
-            created_at=_time(self.created_at),
-            updated_at=_time(self.updated_at),
-            due_at=as_time(self.due_at),
-            attempts=self.attempts,
-            round_attempts=self.round_attempts,
-            worker=self.worker,
-            lease_until=as_time(self.lease_until),
-            last_error=self.last_error,
-            dead_lettered_at=as_time(self.dead_lettered_at),
-            completed_at=as_time(self.completed_at),
+            created_at=self.created_at,
         )
 
 
@@ -304,12 +290,6 @@ def _day(moment: Moment) -> date:
     if isinstance(moment, str):
         return date.fromisoformat(moment[:10])
     return to_utc(moment).date()
-
-
-def _time(moment: Moment) -> datetime:
-    parsed = as_time(moment)
-    assert parsed is not None  # a Moment is never None
-    return parsed
 
 
 def _add(totals: dict[Any, Totals], key: Any, jobs: int, amount: int) -> None:
