@@ -129,26 +129,26 @@ def ledger_enqueue(ctx: PeerContext, url: str, n: int, batched: bool) -> Measure
     return {"jobs_per_s": rate(n, seconds)}
 
 
-def _log_size(url: str) -> int:
+def _count(url: str, query: str, **params: object) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one())
+            return int(conn.execute(sa.text(query), params).scalar_one())
     finally:
         engine.dispose()
+
+
+def _log_size(url: str) -> int:
+    return _count(url, "SELECT count(*) FROM events")
 
 
 def _terminal_events_after(url: str, position: int) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            query = sa.text(
-                "SELECT count(*) FROM events WHERE position > :after"
-                " AND type IN ('completed', 'dead_lettered')"
-            )
-            return int(conn.execute(query, {"after": position}).scalar_one())
-    finally:
-        engine.dispose()
+    return _count(
+        url,
+        "SELECT count(*) FROM events WHERE position > :after"
+        " AND type IN ('completed', 'dead_lettered')",
+        after=position,
+    )
 
 
 def ledger_drain(
