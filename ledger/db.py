@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,21 @@ def normalise_url(url: str) -> str:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def can_fork(engine: Engine) -> bool:
+    """Whether a forked process can open the same database (and ``fork`` exists here).
+
+    A forked child must first drop the pooled connections it inherited without
+    closing them (``engine.dispose(close=False)``, as SQLAlchemy advises for
+    ``os.fork``); the engine then opens its own.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if is_sqlite(engine):
+        database = engine.url.database or ""
+        return database not in ("", ":memory:") and "mode=memory" not in str(engine.url)
+    return True
 
 
 def create_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> Engine:

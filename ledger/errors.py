@@ -8,6 +8,8 @@ library they did not call.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LedgerError(Exception):
     """The settlement ledger failed."""
@@ -21,6 +23,18 @@ class LedgerError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt without ``__init__`` (whose arguments differ per error), so every
+        # error crosses a process boundary whole: a forked fold's, a verify worker's
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[LedgerError], args: tuple[Any, ...], state: dict[str, Any]) -> LedgerError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidRequest(LedgerError):

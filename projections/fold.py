@@ -3,18 +3,16 @@
 No IO. ``Fold`` holds the state of the jobs it has seen as plain mutable records
 (``JobState``), folds raw log rows into them through ``ledger.lifecycle.advance``
 (the one transition table), and hands out what changed since the last
-``drain``: the rows to write, the DLQ rows to drop, and the deltas of the
-summed tables. The SQL runner writes a drain per transaction; the in-memory
-projection keeps it in dicts. A completed job is terminal: once drained it is
-forgotten, so a fold over the whole log holds only the jobs still open.
-
-Row builders (``job_values``, ``dlq_values``, …) give each table's column values
-in one place, so SQL and memory hold identical rows.
+``drain``: the jobs to write, the DLQ rows to drop, and the deltas of the
+summed tables (``projections.rows`` turns them into each table's rows). The SQL
+runner writes a drain per transaction; the in-memory projection keeps it in
+dicts. A completed job is terminal: once drained it is forgotten, so a fold over
+the whole log holds only the jobs still open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -46,9 +44,6 @@ DailyKey = tuple[date, str]
 #: one event as the log stores it: (position, job_id, version, type, data, occurred_at,
 #: actor); ``data`` is the stored JSON text or already decoded, ``occurred_at`` a ``Moment``
 RawEvent = tuple[int, str, int, str, "str | Mapping[str, Any]", Moment, str]
-
-#: a time converter for one destination (``as_time`` for memory, the SQL writer's own)
-TimeOut = Callable[[Moment | None], Any]
 
 _NO_DATA: Mapping[str, Any] = {}
 
@@ -97,17 +92,6 @@ class JobState(Progress):
             max_attempts=self.max_attempts,
             created_at=self.created_at,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job's folded state plus what the read models need beyond ``Job``."""
-
-    job: Job
-    #: position of the job's last event
-    position: int
-    #: reason on the ``dead_lettered`` event, while the job is dead-lettered
-    dead_letter_reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -298,133 +282,3 @@ def _add(totals: dict[Any, Totals], key: Any, jobs: int, amount: int) -> None:
         totals[key] = entry = Totals()
     entry.jobs += jobs
     entry.amount += amount
-
-
-# -- rows --------------------------------------------------------------------------
-
-#: ``job_state`` columns in the order ``job_values`` gives them
-JOB_COLUMNS = (
-    "job_id",
-    "status",
-    "version",
-    "position",
-    "attempts",
-    "round_attempts",
-    "max_attempts",
-    "last_error",
-    "due_at",
-    "lease_until",
-    "worker",
-    "created_at",
-    "updated_at",
-    "dead_lettered_at",
-    "completed_at",
-    "user_id",
-    "place_id",
-    "mission_id",
-    "amount",
-    "currency",
-    "idempotency_key",
-    "request",
-)
-DLQ_COLUMNS = (
-    "job_id",
-    "dead_lettered_at",
-    "position",
-    "failed_reason",
-    "dead_letter_reason",
-    "attempts",
-    "created_at",
-)
-IDEMPOTENCY_COLUMNS = ("idempotency_key", "job_id", "fingerprint", "first_seen_at")
-STATS_COLUMNS = ("currency", "bucket", "jobs", "amount")
-SETTLED_COLUMNS = ("day", "currency", "user_id", "place_id", "mission_id", "jobs", "amount")
-DAILY_COLUMNS = ("day", "currency", "jobs", "amount")
-
-
-def job_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
-    """The ``job_state`` row of a job, in ``JOB_COLUMNS`` order, times through ``time``."""
-    return (
-        state.job_id,
-        state.status,
-        state.version,
-        state.position,
-        state.attempts,
-        state.round_attempts,
-        state.max_attempts,
-        state.last_error,
-        time(state.due_at),
-        time(state.lease_until),
-        state.worker,
-        time(state.created_at),
-        time(state.updated_at),
-        time(state.dead_lettered_at),
-        time(state.completed_at),
-        state.user_id,
-        state.place_id,
-        state.mission_id,
-        state.amount,
-        state.currency,
-        state.idempotency_key,
-        state.request,
-    )
-
-
-def dlq_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
-    """The ``dlq`` row of a dead-lettered job, in ``DLQ_COLUMNS`` order."""
-    if state.dead_lettered_at is None:
-        raise ValueError(f"job {state.job_id} is not dead-lettered")
-    return (
-        state.job_id,
-        time(state.dead_lettered_at),
-        state.position,
-        state.last_error or state.dead_letter_reason,
-        state.dead_letter_reason,
-        state.attempts,
-        time(state.created_at),
-    )
-
-
-def idempotency_values(row: tuple[str, str, str, Moment], time: TimeOut) -> tuple[Any, ...]:
-    key, job_id, fingerprint, first_seen_at = row
-    return (key, job_id, fingerprint, time(first_seen_at))
-
-
-def state_from_row(row: Mapping[Any, Any]) -> JobState:
-    """A ``job_state`` row (as read from SQL) back into a held ``JobState``."""
-    # the dead-letter reason lives in the dlq row; a loaded dead job can only be requeued
-    return JobState(
-        row["job_id"],
-        row["status"],
-        row["version"],
-        row["updated_at"],
-        row["due_at"],
-        row["attempts"],
-        row["round_attempts"],
-        row["worker"],
-        row["lease_until"],
-        row["last_error"],
-        row["dead_lettered_at"],
-        row["completed_at"],
-        position=row["position"],
-        created_at=row["created_at"],
-        max_attempts=row["max_attempts"],
-        user_id=row["user_id"],
-        place_id=row["place_id"],
-        mission_id=row["mission_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        idempotency_key=row["idempotency_key"],
-        request=row["request"],
-        stored_status=row["status"],
-    )
-
-
-def record_from_row(row: Mapping[Any, Any]) -> JobRecord:
-    """A ``job_state`` row (as read from SQL or memory) back into a ``JobRecord``."""
-    return JobRecord(state_from_row(row).to_job(), row["position"])
-
-
-def named(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-    """A row tuple as a dict keyed by column name."""
-    return dict(zip(columns, values, strict=True))

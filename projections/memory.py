@@ -1,7 +1,8 @@
 """The read models held in memory: as-of replays of small logs, and the independent fold.
 
-Same fold, same rows as the SQL tables (``projections.fold``), so a snapshot of
-memory and a snapshot of SQL compare equal when both folded the same events.
+Same fold, same rows as the SQL tables (``projections.fold``, ``projections.rows``),
+so a snapshot of memory and a snapshot of SQL compare equal when both folded the
+same events.
 Memory grows with the number of jobs: use the scratch tables for large logs.
 """
 
@@ -15,17 +16,12 @@ from typing import Any
 
 from ledger.events import StoredEvent
 from ledger.lifecycle import as_time
-from projections.fold import (
+from projections.fold import DailyKey, Fold, JobState, SettledKey, StatsKey, Totals
+from projections.rows import (
     DLQ_COLUMNS,
     IDEMPOTENCY_COLUMNS,
     JOB_COLUMNS,
-    DailyKey,
-    Fold,
     JobRecord,
-    JobState,
-    SettledKey,
-    StatsKey,
-    Totals,
     dlq_values,
     idempotency_values,
     job_values,

@@ -21,7 +21,7 @@ from ledger.events import StoredEvent, format_time, to_utc
 from ledger.lifecycle import JobStatus, fold
 from ledger.request import wire_settlement
 from ledger.store import EventStore
-from projections.fold import JobRecord, record_from_row
+from projections.rows import JobRecord, record_from_row
 from projections.schema import LIVE, ProjectionTables
 from projections.sql import read_checkpoint, reading
 from projections.stats import QueueStats, stats_from_rows

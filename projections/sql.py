@@ -16,14 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.db import READ_ONLY
 from ledger.store import translate_errors
-from projections.fold import (
-    Changes,
-    JobState,
-    dlq_values,
-    idempotency_values,
-    job_values,
-    state_from_row,
-)
+from projections.fold import Changes, JobState
+from projections.rows import ChangeRows, change_rows, state_from_row
 from projections.schema import ProjectionTables, checkpoints
 from projections.writers import writer as _writer
 
@@ -86,32 +80,28 @@ def load_states(
     return found
 
 
-def write_changes(conn: Connection, tables: ProjectionTables, changes: Changes) -> None:
+def write_rows(conn: Connection, tables: ProjectionTables, rows: ChangeRows) -> None:
     """Write one drain of the fold to every table of the set (the caller's transaction)."""
     writer = _writer(conn.dialect)
-    time = writer.time
-    writer.insert(conn, tables.job_state, [job_values(s, time) for s in changes.new_jobs])
-    writer.upsert(conn, tables.job_state, [job_values(s, time) for s in changes.changed_jobs])
-    for chunk in chunks(changes.dlq_removed):
+    writer.insert(conn, tables.job_state, rows.new_jobs)
+    writer.upsert(conn, tables.job_state, rows.changed_jobs)
+    for chunk in chunks(rows.dlq_removed):
         conn.execute(sa.delete(tables.dlq).where(tables.dlq.c.job_id.in_(chunk)))
-    writer.upsert(conn, tables.dlq, [dlq_values(state, time) for state in changes.dlq])
-    writer.insert(
-        conn, tables.idempotency, [idempotency_values(row, time) for row in changes.idempotency]
-    )
-    if changes.stats:
-        stats = [(*key, totals.jobs, totals.amount) for key, totals in changes.stats.items()]
-        writer.upsert(conn, tables.queue_stats, stats, increment=True)
+    writer.upsert(conn, tables.dlq, rows.dlq)
+    writer.insert(conn, tables.idempotency, rows.idempotency)
+    if rows.stats:
+        writer.upsert(conn, tables.queue_stats, rows.stats, increment=True)
         # a bucket that emptied leaves no row, whatever the batch boundaries were
         table = tables.queue_stats
         conn.execute(sa.delete(table).where(table.c.jobs == 0, table.c.amount == 0))
-    day = writer.day
-    settled = [
-        (day(key[0]), *key[1:], totals.jobs, totals.amount)
-        for key, totals in changes.settled.items()
-    ]
-    writer.upsert(conn, tables.settled_totals, settled, increment=True)
-    daily = [(day(d), cur, t.jobs, t.amount) for (d, cur), t in changes.daily.items()]
-    writer.upsert(conn, tables.daily_totals, daily, increment=True)
+    writer.upsert(conn, tables.settled_totals, rows.settled, increment=True)
+    writer.upsert(conn, tables.daily_totals, rows.daily, increment=True)
+
+
+def rows_for(conn: Connection, changes: Changes, events: int) -> ChangeRows:
+    """``changes`` as rows in the form ``conn``'s backend stores them."""
+    writer = _writer(conn.dialect)
+    return change_rows(changes, writer.time, writer.day, events)
 
 
 # -- whole sets --------------------------------------------------------------------

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.audit.chain import RowReader
 from ledger.audit.walker import Progress, RangeOutcome, walk_range
-from ledger.db import create_engine, is_sqlite
+from ledger.db import can_fork, create_engine
 
 #: a worker takes ranges of at most this many positions (progress and balance)
 MAX_RANGE = 100_000
@@ -84,16 +84,6 @@ def walk_ranges(
         for first in range(from_position, until + 1, size)
     )
     yield from _in_pool(engine, tasks, workers, on_progress)
-
-
-def can_fork(engine: Engine) -> bool:
-    """Whether worker processes can read the same database (and be forked here)."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return False
-    if is_sqlite(engine):
-        database = engine.url.database or ""
-        return database not in ("", ":memory:") and "mode=memory" not in str(engine.url)
-    return True
 
 
 def _in_pool(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.errors import DatabaseUnavailable, ProjectionBusy
 from ledger.store import EventStore
-from projections import queries, reconcile
+from projections import queries, reconcile, runner, sql
 from projections.memory import MemoryProjection
 from projections.runner import Projector, rebuild, replay, replay_in_memory
 from projections.schema import LIVE, SCRATCH
@@ -233,27 +235,31 @@ def test_follow_survives_the_database_going_away(
     assert read_snapshot(engine) == fold_of(store).snapshot()
 
 
+@pytest.mark.parametrize("fork_from", [0, None], ids=["forked", "in-process"])
 def test_a_failed_rebuild_keeps_the_old_rows_and_leaves_no_reader_thread(
-    store: EventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    store: EventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch, fork_from: int | None
 ) -> None:
+    if fork_from is not None:
+        monkeypatch.setattr(runner, "FORK_MIN_EVENTS", fork_from)
     append_plan(store, seeded_plan(15))
     Projector(store).catch_up()
     before = read_snapshot(engine)
-    real = Projector.fold_into
+    real = sql.write_rows
     calls = 0
 
-    def failing(self: Projector, *args: object) -> int:
+    def failing(*args: Any) -> None:
         nonlocal calls
         calls += 1
-        if calls == 3:  # mid-log, with the next page already being read on PostgreSQL
-            raise RuntimeError("fold failed")
-        return real(self, *args)  # type: ignore[arg-type]
+        if calls == 3:  # mid-log, with the next page already being read
+            raise RuntimeError("write failed")
+        real(*args)
 
-    monkeypatch.setattr(Projector, "fold_into", failing)
-    with pytest.raises(RuntimeError, match="fold failed"):
+    monkeypatch.setattr(sql, "write_rows", failing)
+    with pytest.raises(RuntimeError, match="write failed"):
         rebuild(store, batch_size=4)
     assert not [t for t in threading.enumerate() if t.name.startswith("scan-read")]
+    assert multiprocessing.active_children() == []
     assert read_snapshot(engine) == before
-    monkeypatch.undo()
+    monkeypatch.setattr(sql, "write_rows", real)
     assert rebuild(store, batch_size=4) == store.head().position
     assert read_snapshot(engine) == fold_of(store).snapshot()

@@ -1,0 +1,202 @@
+"""Read-model rows: each table's columns, the row builders, and one drain of the fold as rows.
+
+Pure. The builders give each table's column values in one place, so SQL and
+memory hold identical rows; times go through the destination's converter
+(``as_time`` for memory, a writer's own for SQL). ``change_rows`` turns what a
+``Fold.drain`` returned into plain tuples: the form a forked fold hands to the
+process that writes (``projections.folder``), and what ``projections.sql``
+writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from ledger.lifecycle import Job, Moment
+from projections.fold import Changes, JobState
+
+#: a time converter for one destination (``as_time`` for memory, the SQL writer's own)
+TimeOut = Callable[[Moment | None], Any]
+#: a day converter for one destination
+DayOut = Callable[[date], Any]
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job's folded state plus what the read models need beyond ``Job``."""
+
+    job: Job
+    #: position of the job's last event
+    position: int
+    #: reason on the ``dead_lettered`` event, while the job is dead-lettered
+    dead_letter_reason: str | None = None
+
+
+#: ``job_state`` columns in the order ``job_values`` gives them
+JOB_COLUMNS = (
+    "job_id",
+    "status",
+    "version",
+    "position",
+    "attempts",
+    "round_attempts",
+    "max_attempts",
+    "last_error",
+    "due_at",
+    "lease_until",
+    "worker",
+    "created_at",
+    "updated_at",
+    "dead_lettered_at",
+    "completed_at",
+    "user_id",
+    "place_id",
+    "mission_id",
+    "amount",
+    "currency",
+    "idempotency_key",
+    "request",
+)
+DLQ_COLUMNS = (
+    "job_id",
+    "dead_lettered_at",
+    "position",
+    "failed_reason",
+    "dead_letter_reason",
+    "attempts",
+    "created_at",
+)
+IDEMPOTENCY_COLUMNS = ("idempotency_key", "job_id", "fingerprint", "first_seen_at")
+STATS_COLUMNS = ("currency", "bucket", "jobs", "amount")
+SETTLED_COLUMNS = ("day", "currency", "user_id", "place_id", "mission_id", "jobs", "amount")
+DAILY_COLUMNS = ("day", "currency", "jobs", "amount")
+
+
+def job_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
+    """The ``job_state`` row of a job, in ``JOB_COLUMNS`` order, times through ``time``."""
+    return (
+        state.job_id,
+        state.status,
+        state.version,
+        state.position,
+        state.attempts,
+        state.round_attempts,
+        state.max_attempts,
+        state.last_error,
+        time(state.due_at),
+        time(state.lease_until),
+        state.worker,
+        time(state.created_at),
+        time(state.updated_at),
+        time(state.dead_lettered_at),
+        time(state.completed_at),
+        state.user_id,
+        state.place_id,
+        state.mission_id,
+        state.amount,
+        state.currency,
+        state.idempotency_key,
+        state.request,
+    )
+
+
+def dlq_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
+    """The ``dlq`` row of a dead-lettered job, in ``DLQ_COLUMNS`` order."""
+    if state.dead_lettered_at is None:
+        raise ValueError(f"job {state.job_id} is not dead-lettered")
+    return (
+        state.job_id,
+        time(state.dead_lettered_at),
+        state.position,
+        state.last_error or state.dead_letter_reason,
+        state.dead_letter_reason,
+        state.attempts,
+        time(state.created_at),
+    )
+
+
+def idempotency_values(row: tuple[str, str, str, Moment], time: TimeOut) -> tuple[Any, ...]:
+    key, job_id, fingerprint, first_seen_at = row
+    return (key, job_id, fingerprint, time(first_seen_at))
+
+
+def state_from_row(row: Mapping[Any, Any]) -> JobState:
+    """A ``job_state`` row (as read from SQL) back into a held ``JobState``."""
+    # the dead-letter reason lives in the dlq row; a loaded dead job can only be requeued
+    return JobState(
+        row["job_id"],
+        row["status"],
+        row["version"],
+        row["updated_at"],
+        row["due_at"],
+        row["attempts"],
+        row["round_attempts"],
+        row["worker"],
+        row["lease_until"],
+        row["last_error"],
+        row["dead_lettered_at"],
+        row["completed_at"],
+        position=row["position"],
+        created_at=row["created_at"],
+        max_attempts=row["max_attempts"],
+        user_id=row["user_id"],
+        place_id=row["place_id"],
+        mission_id=row["mission_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        idempotency_key=row["idempotency_key"],
+        request=row["request"],
+        stored_status=row["status"],
+    )
+
+
+def record_from_row(row: Mapping[Any, Any]) -> JobRecord:
+    """A ``job_state`` row (as read from SQL or memory) back into a ``JobRecord``."""
+    return JobRecord(state_from_row(row).to_job(), row["position"])
+
+
+def named(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """A row tuple as a dict keyed by column name."""
+    return dict(zip(columns, values, strict=True))
+
+
+@dataclass(slots=True)
+class ChangeRows:
+    """One drain of the fold as rows in each table's column order (picklable)."""
+
+    #: ``job_state`` rows of jobs with no stored row yet, and of jobs to overwrite
+    new_jobs: list[Row] = field(default_factory=list)
+    changed_jobs: list[Row] = field(default_factory=list)
+    dlq: list[Row] = field(default_factory=list)
+    dlq_removed: list[str] = field(default_factory=list)
+    idempotency: list[Row] = field(default_factory=list)
+    #: increments of ``queue_stats``, ``settled_totals`` and ``daily_totals``
+    stats: list[Row] = field(default_factory=list)
+    settled: list[Row] = field(default_factory=list)
+    daily: list[Row] = field(default_factory=list)
+    #: position of the last event folded, and how many events were folded
+    position: int = 0
+    events: int = 0
+
+
+def change_rows(changes: Changes, time: TimeOut, day: DayOut, events: int) -> ChangeRows:
+    """``changes`` (a drain of ``events`` events) as rows; times, days through ``time``, ``day``."""
+    return ChangeRows(
+        new_jobs=[job_values(state, time) for state in changes.new_jobs],
+        changed_jobs=[job_values(state, time) for state in changes.changed_jobs],
+        dlq=[dlq_values(state, time) for state in changes.dlq],
+        dlq_removed=changes.dlq_removed,
+        idempotency=[idempotency_values(row, time) for row in changes.idempotency],
+        stats=[(*key, totals.jobs, totals.amount) for key, totals in changes.stats.items()],
+        settled=[
+            (day(key[0]), *key[1:], totals.jobs, totals.amount)
+            for key, totals in changes.settled.items()
+        ],
+        daily=[(day(d), cur, t.jobs, t.amount) for (d, cur), t in changes.daily.items()],
+        position=changes.position,
+        events=events,
+    )
