@@ -14,15 +14,19 @@ lock from reading the log head to commit gives three properties at once:
   ``(job_id, version)`` and ``idempotency_key`` remain as the last line of defence).
 
 Throughput comes from batching: ``append_many`` writes events of many jobs in
+Throughput comes from batching: ``append_many`` writes events of many jobs in
 one transaction under one lock acquisition. The statements themselves (one
 round trip for lock and head, ``COPY`` on PostgreSQL) live in ``ledger.append_sql``.
+
+This module holds the write side. ``EventStore`` inherits every read from
+``ledger.log_reader.LogReader``; ``LogHead`` and ``translate_errors`` live there
+and are re-exported here for callers.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,43 +37,24 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.append_sql import Opening, Row, for_dialect
-from ledger.db import READ_ONLY, is_sqlite
-from ledger.errors import (
-    ConcurrencyError,
-    DatabaseUnavailable,
-    IdempotencyConflict,
-    LedgerError,
-    SchemaNotReady,
-)
-from ledger.events import (
-    GENESIS_HASH,
-    EventType,
-    NewEvent,
-    StoredEvent,
-    format_time,
-    sealed_hash,
-    to_utc,
-)
+from ledger.append_sql import Opening, Row
+from ledger.db import is_sqlite
+from ledger.errors import ConcurrencyError, IdempotencyConflict, LedgerError
+from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_hash, to_utc
+from ledger.log_reader import LogHead, LogReader, translate_errors
 from ledger.request import SettlementRequest, canonical_json, fingerprint_of
-from ledger.schema import events as events_table
+
+__all__ = [
+    "AppendResult",
+    "Clock",
+    "EnqueueResult",
+    "EventStore",
+    "LogHead",
+    "StreamAppend",
+    "translate_errors",
+]
 
 Clock = Callable[[], datetime]
-
-#: an event as ``EventStore.scan`` reads it: (position, job_id, version, type, data
-#: JSON text, occurred_at as the driver gives it, actor)
-RawEvent = tuple[int, str, int, str, str, Any, str]
-
-
-@dataclass(frozen=True, slots=True)
-class LogHead:
-    """The last event of the log (position 0 and the genesis hash when empty)."""
-
-    position: int = 0
-    hash: str = GENESIS_HASH
-    occurred_at: datetime | None = None
-    #: the database's clock, read with the head under the append lock (PostgreSQL)
-    clock: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,28 +83,8 @@ class EnqueueResult:
     event: StoredEvent | None = None
 
 
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Driver errors become ledger errors at the store's edge."""
-    try:
-        yield
-    except LedgerError:
-        raise
-    except (sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
-        text = str(exc.orig).lower()
-        if "no such table" in text or ("does not exist" in text and "relation" in text):
-            raise SchemaNotReady() from None
-        if isinstance(exc, sa_exc.OperationalError):
-            raise DatabaseUnavailable(
-                f"the database cannot be reached or refused the operation: {exc.orig}"
-            ) from None
-        raise
-    except sa_exc.InterfaceError as exc:
-        raise DatabaseUnavailable(f"the database connection failed: {exc.orig}") from None
-
-
-class EventStore:
-    """Append and read the events table. The only code that writes it."""
+class EventStore(LogReader):
+    """Append to the events table (the only code that writes it), and read it (``LogReader``)."""
 
     def __init__(
         self,
@@ -128,12 +93,11 @@ class EventStore:
         clock: Clock | None = None,
         new_job_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self._clock = clock
         #: job ids for new jobs (random UUIDs; a seeded source makes demos reproducible)
         self.new_job_id = new_job_id
         self._sqlite = is_sqlite(engine)
-        self._sql = for_dialect(engine.dialect)
 
     # -- writing -----------------------------------------------------------------
 
@@ -307,235 +271,6 @@ class EventStore:
             raise LedgerError(f"the log refused the append: {exc.orig}") from None
         return stored
 
-    # -- reading -----------------------------------------------------------------
-
-    def head(self) -> LogHead:
-        """The last event's position and hash."""
-        with self._reading() as conn:
-            return self._head(conn)
-
-    def read_stream(self, job_id: str) -> list[StoredEvent]:
-        """Every event of one job, in version order (empty if there is no such job)."""
-        query = (
-            sa.select(*_EVENT_COLUMNS)
-            .where(events_table.c.job_id == job_id)
-            .order_by(events_table.c.version)
-        )
-        with self._reading() as conn:
-            return [_to_event(row) for row in conn.execute(query)]
-
-    def read_streams(self, job_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
-        """Every event of each job, in version order, in one read (unknown jobs left out)."""
-        found: dict[str, list[StoredEvent]] = {}
-        unique = list(dict.fromkeys(job_ids))
-        with self._reading() as conn:
-            for start in range(0, len(unique), 500):
-                query = _streams_query(conn, unique[start : start + 500])
-                for row in conn.execute(query, {"ids": unique[start : start + 500]}):
-                    event = _to_event(row)
-                    found.setdefault(event.job_id, []).append(event)
-        return found
-
-    def latest_events(self, job_ids: Sequence[str]) -> dict[str, StoredEvent]:
-        """The last event of each job, one index probe per job (unknown jobs left out)."""
-        found: dict[str, StoredEvent] = {}
-        unique = list(dict.fromkeys(job_ids))
-        with self._reading() as conn:
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                for row in conn.execute(_latest_query(conn, chunk), {"ids": chunk}):
-                    event = _to_event(row)
-                    found[event.job_id] = event
-        return found
-
-    def unfinished(
-        self, after: int = 0, limit: int = 5000, *, until: int | None = None
-    ) -> list[StoredEvent]:
-        """The last event of each job not completed, among the events after ``after``.
-
-        A job's last event says where it stands (waiting, due when; processing,
-        leased until when; failed; dead), so this is what rebuilding the hot
-        queue needs, without folding the log. A page in position order (pass the
-        last position seen to read on): the log is walked once, each candidate
-        checked by one backward probe of the ``(job_id, version)`` index. With
-        ``until``, jobs changed after that position are left out.
-        """
-        later = events_table.alias("later")
-        last_version = (
-            sa.select(sa.func.max(later.c.version))
-            .where(later.c.job_id == events_table.c.job_id)
-            .scalar_subquery()
-        )
-        query = (
-            sa.select(*_EVENT_COLUMNS)
-            .where(
-                events_table.c.position > after,
-                events_table.c.type != EventType.COMPLETED.value,
-                events_table.c.version == last_version,
-            )
-            .order_by(events_table.c.position)
-            .limit(limit)
-        )
-        if until is not None:
-            query = query.where(events_table.c.position <= until)
-        with self._reading() as conn:
-            return [_to_event(row) for row in conn.execute(query)]
-
-    def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
-        """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
-        query = (
-            sa.select(events_table.c.position, events_table.c.job_id, events_table.c.type)
-            .where(events_table.c.position > after)
-            .order_by(events_table.c.position)
-            .limit(limit)
-        )
-        with self._reading() as conn:
-            return [(int(p), j, _EVENT_TYPES[t]) for p, j, t in conn.execute(query)]
-
-    def read_all(
-        self,
-        after: int = 0,
-        *,
-        until_position: int | None = None,
-        until_time: datetime | None = None,
-        page_size: int = 2000,
-    ) -> Iterator[StoredEvent]:
-        """Stream the log in position order from ``after`` (exclusive), in pages.
-
-        Memory stays flat: one page at a time, each read in its own short
-        transaction. ``until_position``/``until_time`` (inclusive) stop early.
-        """
-        while True:
-            query = _page(_EVENT_COLUMNS, after, until_position, until_time, page_size)
-            with self._reading() as conn:
-                page = [_to_event(row) for row in conn.execute(query)]
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1].position
-
-    def scan(
-        self,
-        after: int = 0,
-        *,
-        until_position: int | None = None,
-        until_time: datetime | None = None,
-        page_size: int = 10_000,
-    ) -> Generator[list[RawEvent], None, None]:
-        """The log from ``after`` (exclusive) as raw rows, one list per page: for replays.
-
-        Each row is ``(position, job_id, version, type, data, occurred_at, actor)``
-        with ``data`` the stored JSON text and ``occurred_at`` as the driver gives
-        it (SQLite: the stored UTC text; PostgreSQL: an aware datetime). No
-        ``StoredEvent``, no JSON decoding, no time parsing: a projection rebuild
-        reads every event of the log through here. Pages are read like ``read_all``'s,
-        each in its own short read transaction.
-
-        On PostgreSQL the next page is read in a thread while the caller works
-        on this one (at most one page ahead): the server runs the query and
-        psycopg waits for it without the GIL, so the fold goes on meanwhile. An
-        error in the reader is raised here, in the caller; closing the generator
-        waits for the page in flight, so no thread outlives it. SQLite pages are
-        read in the caller's thread: sqlite3 lets go of the GIL once per row, and
-        a reader thread fighting the fold for it cost more CPU than it saved
-        (measured on a 1M-event rebuild: 11.8 s became 13.6 s, system time
-        2.3 s became 3.7 s).
-        """
-        table = events_table
-        columns = (
-            table.c.position,
-            table.c.job_id,
-            table.c.version,
-            table.c.type,
-            table.c.data,
-            # typed as text so SQLAlchemy leaves the driver's value alone
-            sa.type_coerce(table.c.occurred_at, sa.Text),
-            table.c.actor,
-        )
-
-        def read(start: int) -> list[RawEvent]:
-            query = _page(columns, start, until_position, until_time, page_size)
-            with self._reading() as conn:
-                # the driver's own tuples: no result processing applies to these
-                # columns, so building SQLAlchemy rows would only add cost
-                return list(conn.execute(query).cursor.fetchall())
-
-        if is_sqlite(self.engine):
-            page = read(after)
-            while page:
-                yield page
-                if len(page) < page_size:
-                    return
-                page = read(page[-1][0])
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-read") as reading:
-            ahead: Future[list[RawEvent]] | None = reading.submit(read, after)
-            while ahead is not None:
-                page = ahead.result()
-                full = len(page) == page_size
-                ahead = reading.submit(read, page[-1][0]) if full else None
-                if page:
-                    yield page
-
-    def job_id_for_key(self, idempotency_key: str) -> str | None:
-        """The job an idempotency key belongs to, if any."""
-        query = sa.select(events_table.c.job_id).where(
-            events_table.c.idempotency_key == idempotency_key
-        )
-        with self._reading() as conn:
-            return conn.execute(query).scalar_one_or_none()
-
-    def versions(self, job_ids: Sequence[str]) -> dict[str, int]:
-        """Current stream version of each job (jobs with no events are left out)."""
-        with self._reading() as conn:
-            return self._sql.versions(conn, job_ids)
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with (
-            translate_errors(),
-            self.engine.connect() as conn,
-            conn.execution_options(**{READ_ONLY: True}).begin(),
-        ):
-            yield conn
-
-    @staticmethod
-    def _head(conn: Connection) -> LogHead:
-        row = conn.execute(
-            sa.select(events_table.c.position, events_table.c.hash, events_table.c.occurred_at)
-            .order_by(events_table.c.position.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            return LogHead()
-        return LogHead(row.position, row.hash, to_utc(row.occurred_at))
-
-
-def _page(
-    columns: Sequence[sa.ColumnElement[Any]],
-    after: int,
-    until_position: int | None,
-    until_time: datetime | None,
-    size: int,
-) -> sa.Select[Any]:
-    """One page of the log after ``after``, in position order, within the bounds."""
-    query = (
-        sa.select(*columns)
-        .where(events_table.c.position > after)
-        .order_by(events_table.c.position)
-        .limit(size)
-    )
-    if until_position is not None:
-        query = query.where(events_table.c.position <= until_position)
-    if until_time is not None:
-        query = query.where(events_table.c.occurred_at <= _db_time(until_time))
-    return query
-
-
-def _db_time(moment: datetime) -> datetime:
-    """Times are bound as UTC (SQLite stores them without an offset)."""
-    return to_utc(moment)
-
 
 @dataclass(frozen=True, slots=True)
 class _Stamp:
@@ -588,97 +323,4 @@ def _seal(
     return event, row
 
 
-#: the columns a ``StoredEvent`` is read from, in the order ``_to_event`` unpacks them
-_EVENT_COLUMNS = tuple(
-    events_table.c[name]
-    for name in (
-        "position",
-        "job_id",
-        "version",
-        "type",
-        "data",
-        "occurred_at",
-        "actor",
-        "idempotency_key",
-        "prev_hash",
-        "hash",
-    )
-)
-_EVENT_TYPES = {member.value: member for member in EventType}
 _TYPE_TEXT = {member: member.value for member in EventType}
-
-
-def _to_event(row: Sequence[Any]) -> StoredEvent:
-    # unpacked by position: named access on a Row costs a lookup per field, and
-    # replay reads every event of the log through here
-    (position, job_id, version, kind, data, occurred_at, actor, key, prev, digest) = row
-    # SQLite keeps UTC without an offset; PostgreSQL answers in the session's zone
-    if occurred_at.tzinfo is None:
-        occurred_at = occurred_at.replace(tzinfo=UTC)
-    else:
-        occurred_at = occurred_at.astimezone(UTC)
-    return StoredEvent(
-        position,
-        job_id,
-        version,
-        _EVENT_TYPES[kind],
-        orjson.loads(data),
-        occurred_at,
-        actor,
-        key,
-        prev,
-        digest,
-    )
-
-
-# -- batched reads for the queue (one statement per batch of job ids) --------------
-
-
-def _id_array(job_ids: Sequence[str]) -> Any:
-    """``unnest(:ids)`` as a table of one ``job_id`` column (PostgreSQL)."""
-    param = sa.bindparam("ids", list(job_ids), type_=sa.ARRAY(sa.String))
-    return sa.func.unnest(param).table_valued("job_id").render_derived(name="ids")
-
-
-def _streams_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
-    """Every event of the jobs ``:ids``, by job and version.
-
-    On PostgreSQL one index range scan per id (a lateral join over the id
-    array), whatever the planner's statistics say; SQLite's ``IN`` uses the index.
-    """
-    if conn.dialect.name != "postgresql":
-        return (
-            sa.select(*_EVENT_COLUMNS)
-            .where(events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)))
-            .order_by(events_table.c.job_id, events_table.c.version)
-        )
-    ids = _id_array(job_ids)
-    stream = (
-        sa.select(*_EVENT_COLUMNS)
-        .where(events_table.c.job_id == ids.c.job_id)
-        .order_by(events_table.c.version)
-        .lateral("stream")
-    )
-    return sa.select(*stream.c).select_from(ids.join(stream, sa.true()))
-
-
-def _latest_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
-    """The last event of each job in ``:ids``: one backward index probe per id."""
-    if conn.dialect.name != "postgresql":
-        later = events_table.alias("later")
-        return sa.select(*_EVENT_COLUMNS).where(
-            events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)),
-            ~sa.exists().where(
-                later.c.job_id == events_table.c.job_id,
-                later.c.version > events_table.c.version,
-            ),
-        )
-    ids = _id_array(job_ids)
-    last = (
-        sa.select(*_EVENT_COLUMNS)
-        .where(events_table.c.job_id == ids.c.job_id)
-        .order_by(events_table.c.version.desc())
-        .limit(1)
-        .lateral("last")
-    )
-    return sa.select(*last.c).select_from(ids.join(last, sa.true()))
