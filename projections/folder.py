@@ -29,8 +29,8 @@ from datetime import datetime
 from multiprocessing.connection import Connection as Pipe
 from typing import Protocol
 
+from ledger.log_reader import RawEvent as LogRow
 from ledger.store import EventStore
-from ledger.store import RawEvent as LogRow
 from projections.fold import Fold, JobState, RawEvent
 from projections.rows import ChangeRows, change_rows
 from projections.writers import Writer, writer
