@@ -191,11 +191,12 @@ class LogReader:
         """The log from ``after`` (exclusive) as raw rows, one list per page: for replays.
 
         Each row is ``(position, job_id, version, type, data, occurred_at, actor)``
-        with ``data`` the stored JSON text and ``occurred_at`` as the driver gives
-        it (SQLite: the stored UTC text; PostgreSQL: an aware datetime). No
-        ``StoredEvent``, no JSON decoding, no time parsing: a projection rebuild
-        reads every event of the log through here. Pages are read like ``read_all``'s,
-        each in its own short read transaction.
+        with ``data`` the stored JSON text and ``occurred_at`` the UTC time as text
+        in SQLite's stored form (``2026-01-01 00:00:00.000000``) on both backends:
+        PostgreSQL formats it in the query. No ``StoredEvent``, no JSON decoding,
+        no time parsing or ``datetime`` objects: a projection rebuild reads every
+        event of the log through here, and its fold takes the day from the text.
+        Pages are read like ``read_all``'s, each in its own short read transaction.
 
         On PostgreSQL the next page is read in a thread while the caller works
         on this one (at most one page ahead): the server runs the query and
@@ -214,8 +215,7 @@ class LogReader:
             table.c.version,
             table.c.type,
             table.c.data,
-            # typed as text so SQLAlchemy leaves the driver's value alone
-            sa.type_coerce(table.c.occurred_at, sa.Text),
+            _utc_text(self.engine, table.c.occurred_at),
             table.c.actor,
         )
 
@@ -275,6 +275,14 @@ class LogReader:
         if row is None:
             return LogHead()
         return LogHead(row.position, row.hash, to_utc(row.occurred_at))
+
+
+def _utc_text(engine: Engine, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """A stored time as UTC text in SQLite's stored form (what SQLite holds already)."""
+    if is_sqlite(engine):
+        # typed as text so SQLAlchemy leaves the stored value alone
+        return sa.type_coerce(column, sa.Text)
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS.US")
 
 
 def _page(

@@ -12,7 +12,10 @@ them (``increment=True``: the ``jobs``/``amount`` sums).
   COPYed into a session-local temporary table (created on first use, emptied
   at commit: no schema of ours, which only migrations change) and merged with
   one ``INSERT … SELECT … ON CONFLICT``; psycopg's ``executemany`` would cost
-  about ten times more per row.
+  about ten times more per row. Rows keep their times as the fold has them
+  (text from the log, or a ``datetime``) and the writer parses the text just
+  before it sends the row: in the runner's process, not in a forked fold, which
+  then sends the rows on as cheap strings.
 
 Statement texts are compiled by SQLAlchemy once per table.
 """
@@ -20,9 +23,9 @@ Statement texts are compiled by SQLAlchemy once per table.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -170,10 +173,34 @@ def _pg_copy_rows(conn: Connection, table_name: str, table: sa.Table, rows: Sequ
     try:
         with cursor.copy(statement) as copy:
             copy.set_types(types)
-            for row in rows:
+            for row in _pg_rows(table, rows):
                 copy.write_row(row)
     finally:
         cursor.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _time_columns(table: sa.Table) -> tuple[int, ...]:
+    return tuple(
+        index for index, column in enumerate(table.columns) if isinstance(column.type, sa.DateTime)
+    )
+
+
+def _pg_rows(table: sa.Table, rows: Sequence[Row]) -> Iterable[Row]:
+    """``rows`` with their text times parsed (psycopg binds a ``datetime``, not text)."""
+    indexes = _time_columns(table)
+    if not indexes:
+        return rows
+    return (_parsed(row, indexes) for row in rows)
+
+
+def _parsed(row: Row, indexes: tuple[int, ...]) -> Row:
+    values = list(row)
+    for index in indexes:
+        value = values[index]
+        if isinstance(value, str):
+            values[index] = as_time(value)
+    return tuple(values)
 
 
 def _pg_insert(conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
@@ -202,7 +229,7 @@ def _pg_sql(table: sa.Table, increment: bool, staged: bool) -> str:
 
 def _pg_upsert(conn: Connection, table: sa.Table, rows: Sequence[Row], increment: bool) -> None:
     if len(rows) <= SMALL_UPSERT:
-        conn.exec_driver_sql(_pg_sql(table, increment, False), rows)
+        conn.exec_driver_sql(_pg_sql(table, increment, False), list(_pg_rows(table, rows)))
         return
     staging = _quote(_staging_name(table))
     # session-local and emptied at commit; TRUNCATE covers a second use in one transaction
@@ -215,11 +242,9 @@ def _pg_upsert(conn: Connection, table: sa.Table, rows: Sequence[Row], increment
     conn.exec_driver_sql(_pg_sql(table, increment, True))
 
 
-def pg_time(value: Moment | None) -> datetime | None:
-    """A time for psycopg: any aware datetime will do, text (from event data) is parsed."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return as_time(value)
+def _as_it_is(value: Any) -> Any:
+    """A time or day for PostgreSQL rows: text times are parsed when written (``_pg_rows``)."""
+    return value
 
 
-_POSTGRES = Writer(pg_time, lambda day: day, _pg_insert, _pg_upsert)
+_POSTGRES = Writer(_as_it_is, _as_it_is, _pg_insert, _pg_upsert)

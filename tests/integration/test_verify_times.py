@@ -80,6 +80,25 @@ def test_random_instants_read_as_format_time_writes_them(engine: Engine) -> None
     assert verify_log(engine).ok
 
 
+def stored_form(moment: datetime) -> str:
+    """SQLite's stored text of an instant (zero-padded year): what ``scan`` gives everywhere."""
+    u = moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d} "
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
+    )
+
+
+def scan_times(engine: Engine) -> list[str]:
+    return [row[5] for page in EventStore(engine).scan() for row in page]
+
+
+def test_scan_reads_every_instant_as_utc_text_in_the_stored_form(engine: Engine) -> None:
+    moments = EDGES + random_instants(100)
+    stamped_log(engine, moments)
+    assert scan_times(engine) == [stored_form(m) for m in sorted(moments)]
+
+
 @pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
 def test_the_session_time_zone_does_not_matter(db_url: str) -> None:
     """PostgreSQL formats in UTC whatever the session's TimeZone (SQLite has none)."""
@@ -91,6 +110,7 @@ def test_the_session_time_zone_does_not_matter(db_url: str) -> None:
         with seoul.connect() as conn:
             assert conn.exec_driver_sql("SHOW TimeZone").scalar() == "Asia/Seoul"
         assert page_times(seoul) == [format_time(m) for m in EDGES[3:]]
+        assert scan_times(seoul) == [stored_form(m) for m in EDGES[3:]]
         assert verify_log(seoul).ok
     finally:
         seoul.dispose()
