@@ -12,6 +12,7 @@ the whole log holds only the jobs still open.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -173,9 +174,19 @@ class Fold:
             if kind == "completed":
                 advance(state, kind, version, occurred_at, actor, _NO_DATA)
                 day = _day(occurred_at)
-                group = (day, state.currency, state.user_id, state.place_id, state.mission_id)
-                _add(settled, group, 1, state.amount)
-                _add(daily, (day, state.currency), 1, state.amount)
+                currency, amount = state.currency, state.amount
+                # _add, inlined: once per settled job on a replay of the whole log
+                group = (day, currency, state.user_id, state.place_id, state.mission_id)
+                entry = settled.get(group)
+                if entry is None:
+                    settled[group] = entry = Totals()
+                entry.jobs += 1
+                entry.amount += amount
+                entry = daily.get((day, currency))
+                if entry is None:
+                    daily[(day, currency)] = entry = Totals()
+                entry.jobs += 1
+                entry.amount += amount
             else:
                 payload = _decode(data)
                 advance(state, kind, version, occurred_at, actor, payload)
@@ -270,10 +281,15 @@ def _decode(data: str | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _day(moment: Moment) -> date:
-    """The UTC day of an event time (stored text on SQLite is UTC already)."""
+    """The UTC day of an event time (the log's time text is UTC already)."""
     if isinstance(moment, str):
-        return date.fromisoformat(moment[:10])
+        return _day_of(moment[:10])
     return to_utc(moment).date()
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_of(text: str) -> date:
+    return date.fromisoformat(text)
 
 
 def _add(totals: dict[Any, Totals], key: Any, jobs: int, amount: int) -> None:

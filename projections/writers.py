@@ -63,6 +63,7 @@ def sqlite_time(value: Moment | None) -> str | None:
     return text
 
 
+@functools.lru_cache(maxsize=1024)
 def sqlite_day(value: date) -> str:
     assert _SQLITE_DATE is not None
     text: str = _SQLITE_DATE(value)
