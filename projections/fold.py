@@ -30,7 +30,6 @@ from ledger.lifecycle import (
     Progress,
     advance,
 )
-from ledger.request import canonical_json
 
 #: bucket of ``queue_stats`` that counts every job ever enqueued (it only grows)
 ENQUEUED = "enqueued"
@@ -79,19 +78,21 @@ class JobState(Progress):
     amount: int
     currency: str
     idempotency_key: str
-    #: the whole request as canonical JSON (metadata included): what the DLQ view shows
-    request: str
+    #: the request as the ``enqueued`` event holds it, if this fold saw that event (rows
+    #: do not store it: the log has it, and only the DLQ view shows it)
+    request: Mapping[str, Any] | None = None
     #: reason on the ``dead_lettered`` event, while the job is dead-lettered
     dead_letter_reason: str | None = None
     #: the status its stored row has (``None``: no row yet); stats and DLQ deltas
     stored_status: str | None = None
 
-    def to_job(self) -> Job:
-        """The frozen ``lifecycle.Job`` of this state (memory projections, tests)."""
+    def to_job(self, request: Mapping[str, Any] | None = None) -> Job:
+        """The frozen ``lifecycle.Job`` of this state, with ``request`` if it holds none."""
+        request = self.request if request is None else request
+        if request is None:
+            raise ValueError(f"job {self.job_id}: no request to build its Job with")
         return self.job_with(
-            request=orjson.loads(self.request),
-            max_attempts=self.max_attempts,
-            created_at=self.created_at,
+            request=request, max_attempts=self.max_attempts, created_at=self.created_at
         )
 
 
@@ -265,7 +266,7 @@ class Fold:
             amount=int(request["amount"]),
             currency=str(request["currency"]),
             idempotency_key=str(request["idempotency_key"]),
-            request=canonical_json(request).decode(),
+            request=request,
         )
         changes = self._changes
         _add(changes.stats, (state.currency, ENQUEUED), 1, state.amount)

@@ -20,6 +20,7 @@ from ledger.errors import InvalidRequest, JobNotFound
 from ledger.events import StoredEvent, format_time, to_utc
 from ledger.lifecycle import JobStatus, fold
 from ledger.request import wire_settlement
+from ledger.schema import events
 from ledger.store import EventStore
 from projections.rows import JobRecord, record_from_row
 from projections.schema import LIVE, ProjectionTables
@@ -122,10 +123,10 @@ def dlq_page(
         raise InvalidRequest(
             f"invalid range {start}..{end}: need 0 <= start <= end (or end = -1)", field="range"
         )
-    dlq, jobs = tables.dlq, tables.job_state
+    dlq = tables.dlq
     query = (
-        sa.select(dlq, jobs.c.request)
-        .join(jobs, jobs.c.job_id == dlq.c.job_id)
+        sa.select(dlq, events.c.data)
+        .join(events, _enqueued_event(dlq.c.job_id))
         .order_by(dlq.c.dead_lettered_at.desc(), dlq.c.position.desc())
         .offset(start)
     )
@@ -136,7 +137,7 @@ def dlq_page(
         entries = [
             DlqEntry(
                 job_id=row.job_id,
-                request=orjson.loads(row.request),
+                request=_request(row.data),
                 failed_reason=row.failed_reason,
                 dead_letter_reason=row.dead_letter_reason,
                 attempts=row.attempts,
@@ -154,9 +155,27 @@ def dlq_page(
 def job(engine: Engine, job_id: str, tables: ProjectionTables = LIVE) -> JobRecord | None:
     """A job's projected state, or ``None``."""
     table = tables.job_state
+    query = (
+        sa.select(table, events.c.data)
+        .join(events, _enqueued_event(table.c.job_id))
+        .where(table.c.job_id == job_id)
+    )
     with reading(engine) as conn:
-        row = conn.execute(sa.select(table).where(table.c.job_id == job_id)).first()
-    return None if row is None else record_from_row(row._mapping)
+        row = conn.execute(query).first()
+    return None if row is None else record_from_row(row._mapping, _request(row.data))
+
+
+def _enqueued_event(job_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """Join condition for a job's ``enqueued`` event: its first (``UNIQUE(job_id, version)``).
+
+    The request never changes after it, so read models do not copy it: they join it.
+    """
+    return sa.and_(events.c.job_id == job_id, events.c.version == 1)
+
+
+def _request(data: str) -> dict[str, Any]:
+    request: dict[str, Any] = orjson.loads(data)["request"]
+    return request
 
 
 @dataclass(frozen=True, slots=True)

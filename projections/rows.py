@@ -59,7 +59,6 @@ JOB_COLUMNS = (
     "amount",
     "currency",
     "idempotency_key",
-    "request",
 )
 DLQ_COLUMNS = (
     "job_id",
@@ -100,7 +99,6 @@ def job_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
         state.amount,
         state.currency,
         state.idempotency_key,
-        state.request,
     )
 
 
@@ -149,14 +147,13 @@ def state_from_row(row: Mapping[Any, Any]) -> JobState:
         amount=row["amount"],
         currency=row["currency"],
         idempotency_key=row["idempotency_key"],
-        request=row["request"],
         stored_status=row["status"],
     )
 
 
-def record_from_row(row: Mapping[Any, Any]) -> JobRecord:
-    """A ``job_state`` row (as read from SQL or memory) back into a ``JobRecord``."""
-    return JobRecord(state_from_row(row).to_job(), row["position"])
+def record_from_row(row: Mapping[Any, Any], request: Mapping[str, Any]) -> JobRecord:
+    """A ``job_state`` row (as read from SQL) and the job's request as a ``JobRecord``."""
+    return JobRecord(state_from_row(row).to_job(request), row["position"])
 
 
 def named(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:

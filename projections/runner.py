@@ -296,8 +296,8 @@ def rebuild(
     """
     if store.engine.dialect.name == "postgresql":
         with _no_cycle_collection():
-            _rebuild_in_place(store, batch_size, on_batch)
-        sql.vacuum_if_needed(store.engine, LIVE)
+            dead_rows = _rebuild_in_place(store, batch_size, on_batch)
+        sql.tidy_after_rebuild(store.engine, LIVE, dead_rows)
     else:
         replay(store, batch_size=batch_size, on_batch=on_batch)
         # appends that landed during the long replay: fold them into scratch before the swap
@@ -306,14 +306,15 @@ def rebuild(
     return Projector(store, LIVE, batch_size).catch_up(on_batch=on_batch)
 
 
-def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | None) -> None:
+def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | None) -> int:
+    """Fold the whole log into the live set in one transaction; the old rows it deleted."""
     live = Projector(store, LIVE, batch_size)
     loader = _Loader(store.engine, LIVE)
     # the folder (and a forked child) starts before this transaction opens
     with closing(live.folder(0)) as folder, translate_errors(), store.engine.begin() as conn:
         sql.lock_checkpoint(conn, LIVE)
         # DELETE, not TRUNCATE: readers must keep reading the old rows meanwhile
-        sql.clear(conn, LIVE, truncate=False)
+        deleted = sql.clear(conn, LIVE, truncate=False)
         position = 0
         with loader.within(conn):
             while (rows := folder.next(loader)) is not None:
@@ -322,6 +323,7 @@ def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | No
                 if on_batch is not None:
                     on_batch(rows.events, position)
         sql.set_checkpoint(conn, LIVE, position)
+    return deleted
 
 
 class _Loader:

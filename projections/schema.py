@@ -63,8 +63,6 @@ def _job_state(name: str) -> sa.Table:
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("idempotency_key", sa.String(255), nullable=False),
-        # the whole request as canonical JSON (metadata included): what the DLQ view shows
-        sa.Column("request", sa.Text, nullable=False),
         # "delayed" = waiting with a future due time, counted at query time
         sa.Index(f"ix_{name}_status_due_at", "status", "due_at"),
     )

@@ -107,26 +107,30 @@ def rows_for(conn: Connection, changes: Changes, events: int) -> ChangeRows:
 # -- whole sets --------------------------------------------------------------------
 
 
-def clear(conn: Connection, tables: ProjectionTables, *, truncate: bool = True) -> None:
-    """Empty every table of the set and put its checkpoint back to 0.
+def clear(conn: Connection, tables: ProjectionTables, *, truncate: bool = True) -> int:
+    """Empty every table of the set and put its checkpoint back to 0; the rows deleted.
 
-    On PostgreSQL ``TRUNCATE`` (instant, but readers of these tables wait for the
-    commit) unless ``truncate=False``; SQLite empties a table as fast either way.
+    On PostgreSQL ``TRUNCATE`` (instant, leaves no dead rows, but readers of these
+    tables wait for the commit) unless ``truncate=False``; SQLite empties a table
+    as fast either way.
     """
+    deleted = 0
     if truncate and conn.dialect.name == "postgresql":
         quote = conn.dialect.identifier_preparer.quote
         conn.exec_driver_sql("TRUNCATE " + ", ".join(quote(table.name) for table in tables.all))
     else:
         for table in tables.all:
-            conn.execute(sa.delete(table))
+            deleted += conn.execute(sa.delete(table)).rowcount
     set_checkpoint(conn, tables, 0)
+    return deleted
 
 
-def vacuum_if_needed(engine: Engine, tables: ProjectionTables) -> None:
-    """``VACUUM ANALYZE`` a PostgreSQL table set when the server will not (autovacuum off).
+def tidy_after_rebuild(engine: Engine, tables: ProjectionTables, dead_rows: int) -> None:
+    """Do autovacuum's work on a PostgreSQL table set when the server will not (it is off).
 
-    A rebuild in place deletes every row it rewrites: without vacuum the dead
-    rows pile up rebuild after rebuild, and the tables have no statistics.
+    A rebuild in place deletes every row it rewrites: without ``VACUUM`` the dead
+    rows pile up rebuild after rebuild, and without ``ANALYZE`` the tables have no
+    statistics. A rebuild that deleted nothing only needs the statistics.
     """
     with (
         translate_errors(),
@@ -135,7 +139,8 @@ def vacuum_if_needed(engine: Engine, tables: ProjectionTables) -> None:
         if conn.exec_driver_sql("SHOW autovacuum").scalar() != "off":
             return
         quote = conn.dialect.identifier_preparer.quote
-        conn.exec_driver_sql("VACUUM ANALYZE " + ", ".join(quote(t.name) for t in tables.all))
+        command = "VACUUM ANALYZE " if dead_rows else "ANALYZE "
+        conn.exec_driver_sql(command + ", ".join(quote(t.name) for t in tables.all))
 
 
 def copy_over(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger import migrate
+from ledger.request import canonical_json
 from ledger.store import EventStore
 from projections.memory import MemoryProjection
 from projections.runner import Projector
@@ -55,5 +56,31 @@ def test_daily_totals_revision_fills_them_from_settled_totals(
     migrate.upgrade(db_url)
     engine.dispose()
     # refilled from settled_totals, so the set stands at its checkpoint: no rebuild needed
+    assert read_snapshot(engine) == expected
+    migrate.check(db_url)
+
+
+def test_job_state_revision_drops_the_request_and_downgrade_restores_it(
+    db_url: str, engine: Engine, store: EventStore
+) -> None:
+    append_plan(store, seeded_plan(3, 40))
+    Projector(store).catch_up()
+    expected = read_snapshot(engine)
+    migrate.downgrade(db_url, "0003_daily_totals")
+    engine.dispose()
+    # the column holds each job's request exactly as the old runner wrote it
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT job_id, request FROM job_state")).all())
+    requests = {
+        event.job_id: canonical_json(event.data["request"]).decode()
+        for event in store.read_all()
+        if event.version == 1
+    }
+    assert stored == requests
+    migrate.upgrade(db_url)
+    engine.dispose()
+    assert "request" not in {
+        column["name"] for column in sa.inspect(engine).get_columns("job_state")
+    }
     assert read_snapshot(engine) == expected
     migrate.check(db_url)

@@ -263,3 +263,26 @@ def test_a_failed_rebuild_keeps_the_old_rows_and_leaves_no_reader_thread(
     monkeypatch.setattr(sql, "write_rows", real)
     assert rebuild(store, batch_size=4) == store.head().position
     assert read_snapshot(engine) == fold_of(store).snapshot()
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_a_rebuild_does_autovacuums_work_when_the_server_does_not(
+    store: EventStore, engine: Engine
+) -> None:
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("SHOW autovacuum").scalar() != "off":
+            pytest.skip("this server vacuums by itself: the rebuild leaves it alone")
+
+    def tidied() -> tuple[bool, bool]:
+        with engine.connect() as conn:
+            analyzed, vacuumed = conn.exec_driver_sql(
+                "SELECT last_analyze IS NOT NULL, last_vacuum IS NOT NULL "
+                "FROM pg_stat_user_tables WHERE relid = 'job_state'::regclass"
+            ).one()
+        return bool(analyzed), bool(vacuumed)
+
+    append_plan(store, seeded_plan(10))
+    rebuild(store)  # over empty tables: nothing deleted, statistics only
+    assert tidied() == (True, False)
+    rebuild(store)  # every old row deleted: vacuum them away too
+    assert tidied() == (True, True)
