@@ -271,9 +271,22 @@ def replay(
 
 
 def swap(engine: Engine) -> int:
-    """Make the scratch set live: copy its rows and checkpoint over the live set, atomically."""
+    """Make the scratch set live, atomically; the live position it brings.
+
+    PostgreSQL, when this role owns the tables: the two sets trade names (tables,
+    their keys and indexes) and checkpoints in one transaction, so the rows are
+    not written twice; the old live rows, now scratch, are emptied after it.
+    Elsewhere the scratch rows and checkpoint are copied over the live ones.
+    """
+    if not sql.can_rename(engine, LIVE, SCRATCH):
+        with translate_errors(), engine.begin() as conn:
+            return sql.copy_over(conn, SCRATCH, LIVE)
+    # statistics first, so the planner knows the tables from their first query as live
+    sql.analyze(engine, SCRATCH)
     with translate_errors(), engine.begin() as conn:
-        return sql.copy_over(conn, SCRATCH, LIVE)
+        position = sql.trade_names(conn, SCRATCH, LIVE)
+        sql.clear(conn, SCRATCH)  # the old live rows: nobody reads them any more
+    return position
 
 
 def rebuild(
@@ -285,24 +298,28 @@ def rebuild(
     """Full rebuild of the live set from event 0, then catch-up; the live position reached.
 
     Appends keep going throughout; readers see the old live rows until the
-    rebuilt ones commit, and the rebuilt ones after.
+    rebuilt ones are swapped in, and the rebuilt ones after.
 
-    * SQLite (one writer for the whole file): replay into scratch in short
-      transactions, so appends interleave, then swap it in.
-    * PostgreSQL: one transaction folds the log straight into the live set.
-      MVCC keeps every reader on the old rows until it commits, appends take no
-      lock of ours, and a live runner waits on the checkpoint row, then carries
-      on. Filling scratch and copying it over would double the writes.
+    * Replay into scratch in short transactions (appends interleave; on SQLite,
+      one writer for the whole file, they must), catch scratch up, then ``swap``
+      it in: on PostgreSQL by trading names, so the rows go in once, into
+      emptied (``TRUNCATE``d) tables, with no dead rows left behind.
+    * PostgreSQL when this role does not own the tables (it cannot rename
+      them): one transaction folds the log straight into the live set. MVCC
+      keeps every reader on the old rows until it commits, and a live runner
+      waits on the checkpoint row, then carries on; the old rows are left dead
+      (vacuumed here if the server's autovacuum is off).
     """
-    if store.engine.dialect.name == "postgresql":
+    engine = store.engine
+    if engine.dialect.name == "postgresql" and not sql.can_rename(engine, LIVE, SCRATCH):
         with _no_cycle_collection():
             dead_rows = _rebuild_in_place(store, batch_size, on_batch)
-        sql.tidy_after_rebuild(store.engine, LIVE, dead_rows)
+        sql.tidy_after_rebuild(engine, LIVE, dead_rows)
     else:
         replay(store, batch_size=batch_size, on_batch=on_batch)
         # appends that landed during the long replay: fold them into scratch before the swap
         Projector(store, SCRATCH, batch_size).catch_up(on_batch=on_batch)
-        swap(store.engine)
+        swap(engine)
     return Projector(store, LIVE, batch_size).catch_up(on_batch=on_batch)
 
 

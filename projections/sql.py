@@ -143,6 +143,69 @@ def tidy_after_rebuild(engine: Engine, tables: ProjectionTables, dead_rows: int)
         conn.exec_driver_sql(command + ", ".join(quote(t.name) for t in tables.all))
 
 
+def can_rename(engine: Engine, *sets: ProjectionTables) -> bool:
+    """Whether ``trade_names`` may run: PostgreSQL, and this role owns every table of ``sets``."""
+    if engine.dialect.name != "postgresql":
+        return False
+    names = [table.name for tables in sets for table in tables.all]
+    with reading(engine) as conn:
+        owned = conn.exec_driver_sql(
+            "SELECT bool_and(pg_has_role(relowner, 'USAGE')) FROM pg_class "
+            "WHERE oid = ANY(%s::regclass[])",
+            (names,),
+        ).scalar()
+    return bool(owned)
+
+
+def analyze(engine: Engine, tables: ProjectionTables) -> None:
+    """Gather the planner's statistics for a PostgreSQL table set."""
+    with translate_errors(), engine.begin() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql("ANALYZE " + ", ".join(quote(t.name) for t in tables.all))
+
+
+def trade_names(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:
+    """Swap two PostgreSQL table sets by name: ``target`` is then what ``source`` was.
+
+    Tables, their primary keys and their indexes trade names, and the two
+    checkpoints trade positions, all in the caller's transaction: readers wait
+    for the locks a moment, then read the new rows under the old names; a live
+    runner finds its checkpoint moved and resumes from there. Names are the
+    migrations' (one naming convention for both sets), so the schema is the
+    same before and after. Returns the position ``target`` now stands at.
+    """
+    target_position = lock_checkpoint(conn, target)
+    position = lock_checkpoint(conn, source)
+    for src, dst in zip(source.all, target.all, strict=True):
+        pairs = [(src.name, dst.name)]
+        pairs += [(ix.replace(dst.name, src.name, 1), ix) for ix in _index_names(conn, dst)]
+        if sorted(a for a, _ in pairs[1:]) != _index_names(conn, src):
+            raise RuntimeError(f"{src.name} and {dst.name} do not have matching indexes")
+        _trade(conn, "TABLE", *pairs[0])
+        for a, b in pairs[1:]:
+            _trade(conn, "INDEX", a, b)
+    set_checkpoint(conn, target, position)
+    set_checkpoint(conn, source, target_position)
+    return position
+
+
+def _index_names(conn: Connection, table: sa.Table) -> list[str]:
+    """Names of ``table``'s indexes (its primary key's among them), sorted."""
+    rows = conn.exec_driver_sql(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
+        (table.name,),
+    )
+    return sorted(str(name).rsplit(".", 1)[-1].strip('"') for (name,) in rows)
+
+
+def _trade(conn: Connection, kind: str, a: str, b: str) -> None:
+    """Swap the names of two tables or indexes (a constraint's index renames the constraint)."""
+    quote = conn.dialect.identifier_preparer.quote
+    spare = f"{a}_traded"
+    for old, new in ((a, spare), (b, a), (spare, b)):
+        conn.exec_driver_sql(f"ALTER {kind} {quote(old)} RENAME TO {quote(new)}")
+
+
 def copy_over(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:
     """Replace ``target``'s rows and checkpoint by ``source``'s (the swap of a rebuild)."""
     lock_checkpoint(conn, target)
