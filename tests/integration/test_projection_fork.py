@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -82,21 +82,30 @@ def test_a_forked_rebuild_and_as_of_equal_the_fold(
     assert read_snapshot(engine, SCRATCH) == fold_of(store, middle).snapshot()
 
 
+def break_the_child(monkeypatch: pytest.MonkeyPatch, failure: Callable[[Fold], None]) -> None:
+    """The forked fold calls ``failure`` once it is past position 10 (this process is unharmed)."""
+    real = Fold.fold
+    parent = os.getpid()
+
+    def folding(self: Fold, rows: list[RawEvent]) -> None:
+        if os.getpid() != parent and self.position > 10:
+            failure(self)
+        real(self, rows)
+
+    monkeypatch.setattr(Fold, "fold", folding)
+
+
 def test_an_error_in_the_child_comes_back_as_itself(
     store: EventStore, engine: Engine, forked: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     append_plan(store, seeded_plan(15))
     Projector(store).catch_up()
     before = read_snapshot(engine)
-    real = Fold.fold
-    parent = os.getpid()
 
-    def refusing(self: Fold, rows: list[RawEvent]) -> None:
-        if os.getpid() != parent and self.position > 10:
-            raise IllegalTransition("job-x", None, rows[0][3])
-        real(self, rows)
+    def refuse(fold: Fold) -> None:
+        raise IllegalTransition("job-x", None, "failed")
 
-    monkeypatch.setattr(Fold, "fold", refusing)
+    break_the_child(monkeypatch, refuse)
     with pytest.raises(IllegalTransition, match="job-x"):
         rebuild(store, batch_size=4)
     assert read_snapshot(engine) == before
@@ -109,14 +118,7 @@ def test_a_child_that_dies_is_an_error_not_a_hang(
     Projector(store).catch_up()
     before = read_snapshot(engine)
     real = Fold.fold
-    parent = os.getpid()
-
-    def dying(self: Fold, rows: list[RawEvent]) -> None:
-        if os.getpid() != parent and self.position > 10:
-            os._exit(9)  # killed: no error message, no "end"
-        real(self, rows)
-
-    monkeypatch.setattr(Fold, "fold", dying)
+    break_the_child(monkeypatch, lambda _fold: os._exit(9))  # killed: no error, no "end"
     with pytest.raises(FoldProcessLost, match="exit code 9"):
         rebuild(store, batch_size=4)
     assert read_snapshot(engine) == before
