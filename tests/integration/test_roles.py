@@ -21,8 +21,13 @@ from ledger.db import create_engine
 from ledger.errors import InvalidRequest
 from ledger.events import EventType, NewEvent
 from ledger.store import EventStore
+from projections.memory import MemoryProjection
+from projections.runner import Projector, rebuild, replay
+from projections.schema import SCRATCH
+from projections.snapshot import read_snapshot
 from tests.backends import postgres_schema
 from tests.factories import request
+from tests.projection_logs import append_plan, seeded_plan
 
 
 @dataclass
@@ -88,6 +93,20 @@ def test_the_app_role_appends_and_reads(roles: Roles) -> None:
         conn.exec_driver_sql("INSERT INTO projection_demo VALUES (1, 1)")
         conn.exec_driver_sql("UPDATE projection_demo SET n = 2")
         conn.exec_driver_sql("DELETE FROM projection_demo")
+
+
+def test_the_app_role_keeps_its_projections_rebuilt_and_replayed(roles: Roles) -> None:
+    """No ownership (no renames, no TRUNCATE): rebuild in place, replay with DELETE."""
+    store = EventStore(roles.app)
+    append_plan(store, seeded_plan(8))
+    expected = MemoryProjection().replay(store.read_all()).snapshot()
+    assert Projector(store).catch_up() == store.head().position
+    assert rebuild(store) == store.head().position
+    assert read_snapshot(roles.app) == expected
+    middle = store.head().position // 2
+    assert replay(store, until_position=middle) == middle
+    assert replay(store) == store.head().position
+    assert read_snapshot(roles.app, SCRATCH) == expected
 
 
 @pytest.mark.parametrize(
