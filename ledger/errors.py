@@ -168,6 +168,18 @@ class ProjectionBusy(LedgerError):
     """Another rebuild or replay is writing the scratch projections; retry when it is done."""
 
 
+class FoldProcessLost(LedgerError):
+    """The process folding the log for the projections ended without a word (killed, out of
+    memory); nothing past the last committed batch was kept: run the projections again."""
+
+    def __init__(self, exit_code: int | None) -> None:
+        super().__init__(
+            f"the process folding the log ended (exit code {exit_code}); nothing past the "
+            "last committed batch was kept: run the projections again"
+        )
+        self.child_exit_code = exit_code
+
+
 class HandlerNotFound(LedgerError):
     """The worker's handler cannot be loaded; pass --handler as `package.module:callable`."""
 

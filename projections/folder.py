@@ -29,6 +29,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection as Pipe
 from typing import Protocol
 
+from ledger.errors import FoldProcessLost
 from ledger.log_reader import RawEvent as LogRow
 from ledger.store import EventStore
 from projections.fold import Fold, JobState, RawEvent
@@ -102,10 +103,6 @@ class LocalFolder:
         self._pages.close()
 
 
-class FoldProcessLost(RuntimeError):
-    """The child folding the log ended without saying why (killed, out of memory)."""
-
-
 class ForkedFolder:
     """Scan and fold in a forked child; this process receives the rows."""
 
@@ -124,9 +121,7 @@ class ForkedFolder:
                 kind, payload = self._pipe.recv()
             except EOFError:
                 self._process.join()
-                raise FoldProcessLost(
-                    f"the process folding the log ended (exit code {self._process.exitcode})"
-                ) from None
+                raise FoldProcessLost(self._process.exitcode) from None
             if kind == "rows":
                 rows: ChangeRows = payload
                 return rows
@@ -148,19 +143,16 @@ def _child(pipe: Pipe, store: EventStore, span: Span) -> None:
     """The forked side: fold ``span`` and send each drain, then ``end`` (or the error)."""
     # the parent's pooled connections are the parent's: drop them here unclosed
     store.engine.dispose(close=False)
+
+    def load(job_ids: list[str]) -> list[JobState]:
+        pipe.send(("load", job_ids))
+        states: list[JobState] = pipe.recv()
+        return states
+
     try:
-        fold = Fold()
-        fold.position = span.start
-        out = writer(store.engine.dialect)
-
-        def load(job_ids: list[str]) -> list[JobState]:
-            pipe.send(("load", job_ids))
-            states: list[JobState] = pipe.recv()
-            return states
-
-        with closing(span.pages(store)) as pages:
-            for page in pages:
-                pipe.send(("rows", fold_page(fold, page, load, out, span.held_jobs)))
+        with closing(LocalFolder(store, span)) as folder:
+            while (rows := folder.next(load)) is not None:
+                pipe.send(("rows", rows))
         pipe.send(("end", None))
     except (BrokenPipeError, EOFError):
         pass  # the runner stopped listening: it has its own error to report

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.errors import IllegalTransition
+from ledger.errors import FoldProcessLost, IllegalTransition
 from ledger.store import EventStore
 from projections import runner
 from projections.fold import Fold, RawEvent
-from projections.folder import FoldProcessLost, ForkedFolder, LocalFolder
+from projections.folder import ForkedFolder, LocalFolder
 from projections.memory import MemoryProjection
 from projections.runner import Projector, rebuild, replay
 from projections.schema import LIVE, SCRATCH

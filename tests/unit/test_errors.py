@@ -17,6 +17,7 @@ EXAMPLES: list[LedgerError] = [
     errors.StaleAttempt("job-1", 1, None),
     errors.DatabaseUnavailable(),
     errors.ProjectionBusy("another rebuild is running"),
+    errors.FoldProcessLost(9),
 ]
 
 
