@@ -35,8 +35,10 @@ BIG_COLUMNS = [
     ("floor-scan-big", "events_per_s", "raw scan big (ev/s)"),
     ("rebuild-mid", "events_per_s", "rebuild mid (ev/s)"),
     ("rebuild-mid", "peak_rss_mb", "rebuild mid RSS (MB)"),
+    ("rebuild-mid", "workers_peak_rss_mb", "rebuild mid fold process RSS (MB)"),
     ("rebuild-big", "events_per_s", "rebuild big (ev/s)"),
     ("rebuild-big", "peak_rss_mb", "rebuild big RSS (MB)"),
+    ("rebuild-big", "workers_peak_rss_mb", "rebuild big fold process RSS (MB)"),
     ("verify-big", "events_per_s", "verify big (ev/s)"),
     ("verify-big-2", "events_per_s", "verify big, 2 procs (ev/s)"),
 ]
