@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.db import READ_ONLY
+from ledger.errors import SchemaNotReady
 from ledger.store import translate_errors
-from projections.fold import Changes, JobState
-from projections.rows import ChangeRows, change_rows, state_from_row
+from projections.fold import JobState
+from projections.rows import ChangeRows, state_from_row
 from projections.schema import ProjectionTables, checkpoints
 from projections.writers import writer as _writer
 
@@ -96,12 +97,6 @@ def write_rows(conn: Connection, tables: ProjectionTables, rows: ChangeRows) -> 
         conn.execute(sa.delete(table).where(table.c.jobs == 0, table.c.amount == 0))
     writer.upsert(conn, tables.settled_totals, rows.settled, increment=True)
     writer.upsert(conn, tables.daily_totals, rows.daily, increment=True)
-
-
-def rows_for(conn: Connection, changes: Changes, events: int) -> ChangeRows:
-    """``changes`` as rows in the form ``conn``'s backend stores them."""
-    writer = _writer(conn.dialect)
-    return change_rows(changes, writer.time, writer.day, events)
 
 
 # -- whole sets --------------------------------------------------------------------
@@ -190,7 +185,9 @@ def trade_names(conn: Connection, source: ProjectionTables, target: ProjectionTa
         pairs = [(src.name, dst.name)]
         pairs += [(ix.replace(dst.name, src.name, 1), ix) for ix in _index_names(conn, dst)]
         if sorted(a for a, _ in pairs[1:]) != _index_names(conn, src):
-            raise RuntimeError(f"{src.name} and {dst.name} do not have matching indexes")
+            raise SchemaNotReady(
+                f"{src.name} and {dst.name} do not have the same indexes: run `ledger init`"
+            )
         _trade(conn, "TABLE", *pairs[0])
         for a, b in pairs[1:]:
             _trade(conn, "INDEX", a, b)
