@@ -1,4 +1,5 @@
-"""Logs for the audit tests, and an attacker with the owner's rights on the events table."""
+"""Logs for the audit tests, a check of the hash chain, and an attacker with the owner's rights
+on the events table."""
 
 from __future__ import annotations
 
@@ -7,12 +8,33 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ledger.events import EventType, NewEvent, event_hash
+from ledger.events import GENESIS_HASH, EventType, NewEvent, event_hash
+from ledger.request import canonical_json
 from ledger.schema import events
 from ledger.store import EventStore
 from tests.factories import request
 
 CURRENCIES = ("KRW", "USD", "JPY")
+
+
+def assert_chain(store: EventStore) -> str:
+    """Every event links to the one before it and seals its own content; returns the last hash."""
+    prev = GENESIS_HASH
+    for event in store.read_all():
+        assert event.prev_hash == prev
+        assert event.hash == event_hash(
+            prev_hash=prev,
+            position=event.position,
+            job_id=event.job_id,
+            version=event.version,
+            event_type=event.type.value,
+            data_json=canonical_json(event.data).decode(),
+            occurred_at=event.occurred_at,
+            actor=event.actor,
+            idempotency_key=event.idempotency_key,
+        )
+        prev = event.hash
+    return prev
 
 
 def build_log(store: EventStore, jobs: int = 6) -> list[str]:

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger.errors import ConcurrencyError, IdempotencyConflict, SchemaNotReady
-from ledger.events import GENESIS_HASH, EventType, NewEvent, event_hash
+from ledger.events import EventType, NewEvent
 from ledger.lifecycle import JobStatus, fold
 from ledger.store import EventStore, StreamAppend
+from tests.audit_support import assert_chain
 from tests.factories import request
 
 ATTEMPT = NewEvent(EventType.ATTEMPTED, {"attempt": 1}, "worker-1")
@@ -69,24 +70,8 @@ def test_hash_chain_is_written_from_the_first_event(store: EventStore) -> None:
     job_id = enqueue(store)
     store.append(job_id, 1, [ATTEMPT])
     enqueue(store, key="key-2")
-    prev = GENESIS_HASH
-    for event in store.read_all():
-        assert event.prev_hash == prev
-        from ledger.request import canonical_json
-
-        assert event.hash == event_hash(
-            prev_hash=prev,
-            position=event.position,
-            job_id=event.job_id,
-            version=event.version,
-            event_type=event.type.value,
-            data_json=canonical_json(event.data).decode(),
-            occurred_at=event.occurred_at,
-            actor=event.actor,
-            idempotency_key=event.idempotency_key,
-        )
-        prev = event.hash
-    assert store.head().hash == prev
+    last = assert_chain(store)
+    assert store.head().hash == last
 
 
 def test_stale_version_is_a_concurrency_error(store: EventStore, engine: Engine) -> None:

@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 from ledger import migrate
 from ledger.db import create_engine
 from ledger.errors import ConcurrencyError, LedgerError, SchemaNotReady
-from ledger.events import EventType, NewEvent, event_hash
-from ledger.request import canonical_json
+from ledger.events import EventType, NewEvent
 from ledger.store import EventStore, StreamAppend
+from tests.audit_support import assert_chain
 from tests.backends import postgres_schema
 from tests.factories import request
 
@@ -26,24 +26,6 @@ ATTEMPT = NewEvent(EventType.ATTEMPTED, {"attempt": 1}, "worker-1")
 def count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one())
-
-
-def assert_chain(store: EventStore) -> None:
-    prev = "0" * 64
-    for event in store.read_all():
-        assert event.prev_hash == prev
-        assert event.hash == event_hash(
-            prev_hash=prev,
-            position=event.position,
-            job_id=event.job_id,
-            version=event.version,
-            event_type=event.type.value,
-            data_json=canonical_json(event.data).decode(),
-            occurred_at=event.occurred_at,
-            actor=event.actor,
-            idempotency_key=event.idempotency_key,
-        )
-        prev = event.hash
 
 
 def test_a_batch_shares_one_time_and_seals_every_event(store: EventStore) -> None:
