@@ -112,8 +112,7 @@ def clear(conn: Connection, tables: ProjectionTables, *, truncate: bool = True) 
     """
     deleted = 0
     if truncate and conn.dialect.name == "postgresql" and _may_truncate(conn, tables):
-        quote = conn.dialect.identifier_preparer.quote
-        conn.exec_driver_sql("TRUNCATE " + ", ".join(quote(table.name) for table in tables.all))
+        _on_every_table(conn, "TRUNCATE", tables)
     else:
         for table in tables.all:
             deleted += conn.execute(sa.delete(table)).rowcount
@@ -143,9 +142,7 @@ def tidy_after_rebuild(engine: Engine, tables: ProjectionTables, dead_rows: int)
     ):
         if conn.exec_driver_sql("SHOW autovacuum").scalar() != "off":
             return
-        quote = conn.dialect.identifier_preparer.quote
-        command = "VACUUM ANALYZE " if dead_rows else "ANALYZE "
-        conn.exec_driver_sql(command + ", ".join(quote(t.name) for t in tables.all))
+        _on_every_table(conn, "VACUUM ANALYZE" if dead_rows else "ANALYZE", tables)
 
 
 def can_rename(engine: Engine, *sets: ProjectionTables) -> bool:
@@ -165,8 +162,13 @@ def can_rename(engine: Engine, *sets: ProjectionTables) -> bool:
 def analyze(engine: Engine, tables: ProjectionTables) -> None:
     """Gather the planner's statistics for a PostgreSQL table set."""
     with translate_errors(), engine.begin() as conn:
-        quote = conn.dialect.identifier_preparer.quote
-        conn.exec_driver_sql("ANALYZE " + ", ".join(quote(t.name) for t in tables.all))
+        _on_every_table(conn, "ANALYZE", tables)
+
+
+def _on_every_table(conn: Connection, command: str, tables: ProjectionTables) -> None:
+    """One ``command`` (``TRUNCATE``, ``ANALYZE``…) over every table of the set."""
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"{command} " + ", ".join(quote(table.name) for table in tables.all))
 
 
 def trade_names(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:
