@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
-from tests.queue_fixtures import OwnRedis, free_port, start_redis, summarise
+from tests.queue_fixtures import OwnRedis, free_port, start_redis, summarise, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "faults"
@@ -65,6 +65,12 @@ class WorkerProcess:
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
+
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until the worker has said it started (its SIGTERM handler is in place by then)."""
+        wait_until(
+            lambda: " started: " in self.stderr.read_text(), timeout, "the worker's start-up"
+        )
 
     def stop(self, timeout: float = 60) -> dict[str, object]:
         """SIGTERM, wait, and return the worker's stats line (it must exit 0)."""

@@ -113,6 +113,10 @@ def test_two_workers_racing_on_the_same_jobs(fault_ledger: Ledger, workers: Work
     finally:
         done.set()
         racer.join()
+    # one worker can finish every job while the other is still starting: a SIGTERM
+    # before its handler is in place would kill it, which is not what this test is about
+    first.wait_started()
+    second.wait_started()
     first.stop()
     second.stop()
     assert_exactly_once(fault_ledger, ids)
