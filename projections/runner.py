@@ -126,14 +126,19 @@ class Projector:
             return position  # nothing to fold: no write transaction at all
         loader = _Loader(self.engine, self.tables)
         # closed on every way out: no reader thread or fold process outlives the run
-        with closing(self.folder(position, until_position, until_time, span=span)) as folder:
+        with (
+            closing(self.folder(position, until_position, until_time, span=span)) as folder,
+            translate_errors(),
+            self.engine.connect() as conn,
+            sql.bulk_writing(conn),
+        ):
             rows: ChangeRows | None = None
             more = True
             while more:
                 # one transaction takes drains until it holds ``batch_size`` events:
                 # memory follows the page, commits follow the batch
                 count = 0
-                with translate_errors(), self.engine.begin() as conn:
+                with conn.begin():
                     current = sql.lock_checkpoint(conn, self.tables)
                     if current != position:
                         raise CheckpointMoved(current)
@@ -273,9 +278,9 @@ def replay(
 def swap(engine: Engine) -> int:
     """Make the scratch set live, atomically; the live position it brings.
 
-    PostgreSQL, when this role owns the tables: the two sets trade names (tables,
-    their keys and indexes) and checkpoints in one transaction, so the rows are
-    not written twice; the old live rows, now scratch, are emptied after it.
+    When this role may rename the tables (SQLite; PostgreSQL when it owns them)
+    the two sets trade names and checkpoints in one transaction, so the rows are
+    not written twice, and the old live rows, now scratch, are emptied.
     Elsewhere the scratch rows and checkpoint are copied over the live ones.
     """
     if not sql.can_rename(engine, LIVE, SCRATCH):
@@ -284,9 +289,7 @@ def swap(engine: Engine) -> int:
     # statistics first, so the planner knows the tables from their first query as live
     sql.analyze(engine, SCRATCH)
     with translate_errors(), engine.begin() as conn:
-        position = sql.trade_names(conn, SCRATCH, LIVE)
-        sql.clear(conn, SCRATCH)  # the old live rows: nobody reads them any more
-    return position
+        return sql.trade_names(conn, SCRATCH, LIVE)
 
 
 def rebuild(

