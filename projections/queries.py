@@ -18,12 +18,12 @@ from sqlalchemy.engine import Engine
 
 from ledger.errors import InvalidRequest, JobNotFound
 from ledger.events import StoredEvent, format_time, to_utc
-from ledger.lifecycle import JobStatus, fold
+from ledger.lifecycle import fold
 from ledger.request import wire_settlement
 from ledger.schema import events
 from ledger.store import EventStore
 from projections.rows import JobRecord, record_from_row
-from projections.schema import LIVE, ProjectionTables
+from projections.schema import LIVE, WAITING_ROWS, ProjectionTables
 from projections.sql import read_checkpoint, reading
 from projections.stats import QueueStats, stats_from_rows
 
@@ -49,22 +49,27 @@ def checkpoint(engine: Engine, tables: ProjectionTables = LIVE) -> int:
 
 def stats(engine: Engine, now: datetime, tables: ProjectionTables = LIVE) -> QueueStats:
     """Queue stats as of ``now`` ("delayed" = waiting and due after ``now``)."""
-    jobs = tables.job_state
-    delayed_query = (
-        sa.select(jobs.c.currency, sa.func.count(), sa.func.sum(jobs.c.amount))
-        .where(jobs.c.status == JobStatus.WAITING.value, jobs.c.due_at > to_utc(now))
-        .group_by(jobs.c.currency)
-    )
     table = tables.queue_stats
     with reading(engine) as conn:
         position = read_checkpoint(conn, tables)
         rows = conn.execute(
             sa.select(table.c.currency, table.c.bucket, table.c.jobs, table.c.amount)
         )
-        delayed = conn.execute(delayed_query)
+        delayed = conn.execute(delayed_query(tables, now))
         return stats_from_rows(
             [tuple(row) for row in rows], [tuple(row) for row in delayed], now, position
         )
+
+
+def delayed_query(tables: ProjectionTables, now: datetime) -> sa.Select[Any]:
+    """Jobs and amounts per currency of the waiting jobs due after ``now``."""
+    jobs = tables.job_state
+    return (
+        sa.select(jobs.c.currency, sa.func.count(), sa.func.sum(jobs.c.amount))
+        # the partial index's own condition, as text: a bound status would not match it
+        .where(WAITING_ROWS, jobs.c.due_at > to_utc(now))
+        .group_by(jobs.c.currency)
+    )
 
 
 # -- dead-letter queue -------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ledger.lifecycle import JobStatus
 from ledger.schema import NAMING_CONVENTION
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
@@ -34,6 +35,11 @@ checkpoints = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
 )
+
+
+#: the rows of waiting jobs: the condition of ``job_state``'s partial index, written
+#: the same way in the queries that must use that index
+WAITING_ROWS = sa.text(f"status = '{JobStatus.WAITING.value}'")
 
 
 def _job_state(name: str) -> sa.Table:
@@ -63,8 +69,14 @@ def _job_state(name: str) -> sa.Table:
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("idempotency_key", sa.String(255), nullable=False),
-        # "delayed" = waiting with a future due time, counted at query time
-        sa.Index(f"ix_{name}_status_due_at", "status", "due_at"),
+        # "delayed" = waiting with a future due time, counted at query time; only
+        # waiting jobs are indexed (most rows of a long log are completed jobs)
+        sa.Index(
+            f"ix_{name}_waiting_due_at",
+            "due_at",
+            sqlite_where=WAITING_ROWS,
+            postgresql_where=WAITING_ROWS,
+        ),
     )
 
 
