@@ -13,7 +13,7 @@ the whole log holds only the jobs still open.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -137,18 +137,13 @@ class Fold:
         self._touched: dict[str, JobState] = {}
         self._changes = Changes()
 
-    def missing(self, rows: Iterable[RawEvent]) -> list[str]:
+    def missing(self, rows: Sequence[RawEvent]) -> list[str]:
         """Jobs that ``rows`` need and this fold does not hold (touched, not enqueued in them)."""
         held = self.jobs
-        enqueued: set[str] = set()
-        needed: dict[str, None] = {}
-        for row in rows:
-            job_id = row[1]
-            if row[3] == "enqueued":
-                enqueued.add(job_id)
-            elif job_id not in held and job_id not in enqueued:
-                needed[job_id] = None
-        return list(needed)
+        # comprehensions and set algebra: this runs over every page of a replay
+        needed = {row[1] for row in rows if row[1] not in held}
+        needed.difference_update([row[1] for row in rows if row[3] == "enqueued"])
+        return sorted(needed)
 
     def hold(self, states: Iterable[JobState]) -> None:
         """Take jobs as stored (``stored_status`` set) before folding their next events."""

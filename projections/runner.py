@@ -305,8 +305,8 @@ def rebuild(
 
     * Replay into scratch in short transactions (appends interleave; on SQLite,
       one writer for the whole file, they must), catch scratch up, then ``swap``
-      it in: on PostgreSQL by trading names, so the rows go in once, into
-      emptied (``TRUNCATE``d) tables, with no dead rows left behind.
+      it in by trading names, so the rows go in once, into emptied tables,
+      with no dead rows left behind.
     * PostgreSQL when this role does not own the tables (it cannot rename
       them): one transaction folds the log straight into the live set. MVCC
       keeps every reader on the old rows until it commits, and a live runner

@@ -3,7 +3,8 @@
 Every read model exists twice with the same shape: the **live** set that readers
 query and the runner keeps caught up, and the **scratch** set that rebuilds,
 as-of replays and ``replay --check`` fill from event 0. A full rebuild fills the
-scratch set and then copies it over the live set in one transaction (the swap).
+scratch set and then swaps it in for the live set in one transaction (the two
+sets trade names: ``projections.sql.trade_names``).
 
 Each set has one checkpoint row in ``projection_checkpoints`` (the last position
 applied), written in the same transaction as the rows, so a crash never applies
