@@ -18,13 +18,27 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+
+def identifier(length: int) -> sa.types.TypeEngine[str]:
+    """Text compared byte by byte on both backends: ids, keys and codes, never words.
+
+    SQLite compares text with its ``BINARY`` collation. PostgreSQL would use the
+    database's collation (``strcoll``), which costs several times more at every
+    step down an index on the column, and can order ids unlike SQLite; its "C"
+    collation compares bytes. Every column holding a job, user, place or mission
+    id, an idempotency key or a currency code is one of these, so the columns
+    that are compared with each other (joins) share one collation.
+    """
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
 #: Positions and hashes: positions are assigned by the appender while it holds the
 #: log's write lock, so they follow commit order and have no gaps (see store.py).
 events = sa.Table(
     "events",
     metadata,
     sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("job_id", sa.String(36), nullable=False),
+    sa.Column("job_id", identifier(36), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
     # canonical JSON text (sorted keys): the exact bytes the hash covers
@@ -32,11 +46,11 @@ events = sa.Table(
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
     # set on `enqueued` events only: one key, one job
-    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("idempotency_key", identifier(255), nullable=True),
     # set on `enqueued` events only, for auditors' queries by user/place/mission
-    sa.Column("user_id", sa.String(128), nullable=True),
-    sa.Column("place_id", sa.String(128), nullable=True),
-    sa.Column("mission_id", sa.String(128), nullable=True),
+    sa.Column("user_id", identifier(128), nullable=True),
+    sa.Column("place_id", identifier(128), nullable=True),
+    sa.Column("mission_id", identifier(128), nullable=True),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.UniqueConstraint("job_id", "version"),

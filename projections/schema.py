@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ledger.lifecycle import JobStatus
-from ledger.schema import NAMING_CONVENTION
+from ledger.schema import NAMING_CONVENTION, identifier
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -47,7 +47,7 @@ def _job_state(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("job_id", sa.String(36), primary_key=True),
+        sa.Column("job_id", identifier(36), primary_key=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         # position of the job's last event
@@ -64,12 +64,12 @@ def _job_state(name: str) -> sa.Table:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("user_id", sa.String(128), nullable=False),
-        sa.Column("place_id", sa.String(128), nullable=False),
-        sa.Column("mission_id", sa.String(128), nullable=False),
+        sa.Column("user_id", identifier(128), nullable=False),
+        sa.Column("place_id", identifier(128), nullable=False),
+        sa.Column("mission_id", identifier(128), nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
-        sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("idempotency_key", sa.String(255), nullable=False),
+        sa.Column("currency", identifier(3), nullable=False),
+        sa.Column("idempotency_key", identifier(255), nullable=False),
         # "delayed" = waiting with a future due time, counted at query time; only
         # waiting jobs are indexed (most rows of a long log are completed jobs)
         sa.Index(
@@ -85,7 +85,7 @@ def _queue_stats(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("currency", sa.String(3), primary_key=True),
+        sa.Column("currency", identifier(3), primary_key=True),
         # a job status, or "enqueued" (every job ever enqueued: only ever grows)
         sa.Column("bucket", sa.String(16), primary_key=True),
         sa.Column("jobs", sa.BigInteger, nullable=False),
@@ -97,7 +97,7 @@ def _dlq(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("job_id", sa.String(36), primary_key=True),
+        sa.Column("job_id", identifier(36), primary_key=True),
         sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=False),
         # position of the dead_lettered event: orders jobs dead-lettered in one transaction
         sa.Column("position", sa.BigInteger, nullable=False),
@@ -113,8 +113,8 @@ def _idempotency(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("idempotency_key", sa.String(255), primary_key=True),
-        sa.Column("job_id", sa.String(36), nullable=False),
+        sa.Column("idempotency_key", identifier(255), primary_key=True),
+        sa.Column("job_id", identifier(36), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
     )
@@ -126,10 +126,10 @@ def _settled_totals(name: str) -> sa.Table:
         name,
         metadata,
         sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("currency", sa.String(3), primary_key=True),
-        sa.Column("user_id", sa.String(128), primary_key=True),
-        sa.Column("place_id", sa.String(128), primary_key=True),
-        sa.Column("mission_id", sa.String(128), primary_key=True),
+        sa.Column("currency", identifier(3), primary_key=True),
+        sa.Column("user_id", identifier(128), primary_key=True),
+        sa.Column("place_id", identifier(128), primary_key=True),
+        sa.Column("mission_id", identifier(128), primary_key=True),
         sa.Column("jobs", sa.BigInteger, nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
     )
@@ -142,7 +142,7 @@ def _daily_totals(name: str) -> sa.Table:
         name,
         metadata,
         sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("currency", sa.String(3), primary_key=True),
+        sa.Column("currency", identifier(3), primary_key=True),
         sa.Column("jobs", sa.BigInteger, nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
     )

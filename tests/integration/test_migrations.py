@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger import migrate
+from ledger.schema import metadata as events_metadata
 from ledger.store import EventStore
+from projections.schema import metadata as projections_metadata
 from tests.factories import request
 
 
@@ -29,3 +32,35 @@ def test_downgrade_then_upgrade_round_trips(db_url: str, engine: Engine) -> None
     store = EventStore(engine)
     assert store.enqueue(request(), max_attempts=1).created
     migrate.check(db_url)
+
+
+def byte_compared(engine: Engine) -> set[tuple[str, str]]:
+    """(table, column) of every column of ours PostgreSQL compares byte by byte."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND collation_name = 'C'"
+        )
+        return {(str(table), str(column)) for table, column in rows}
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_identifier_columns_compare_bytes_and_downgrade_restores_the_default(
+    db_url: str, engine: Engine
+) -> None:
+    dialect = engine.dialect
+    identifiers = {
+        (table.name, column.name)
+        for metadata in (events_metadata, projections_metadata)
+        for table in metadata.tables.values()
+        for column in table.columns
+        if getattr(column.type.dialect_impl(dialect), "collation", None) == "C"
+    }
+    assert ("events", "job_id") in identifiers and ("scratch_dlq", "job_id") in identifiers
+    assert byte_compared(engine) == identifiers
+    migrate.downgrade(db_url, "0005_waiting_due_at_index")
+    engine.dispose()
+    assert byte_compared(engine) == set()
+    migrate.upgrade(db_url)
+    engine.dispose()
+    assert byte_compared(engine) == identifiers
