@@ -139,7 +139,12 @@ def clear(conn: Connection, tables: ProjectionTables, *, truncate: bool = True) 
     tables wait for the commit) unless ``truncate=False`` or the role may not
     (the app role of ``ledger roles`` has read and write, no ``TRUNCATE``);
     SQLite empties a table as fast either way.
+
+    The checkpoint row is locked first, as every runner's batch does: taken the
+    other way round, a runner holding the row and a ``TRUNCATE`` holding the
+    tables would each wait for the other.
     """
+    lock_checkpoint(conn, tables)
     deleted = 0
     if truncate and conn.dialect.name == "postgresql" and _may_truncate(conn, tables):
         _on_every_table(conn, "TRUNCATE", tables)

@@ -153,11 +153,17 @@ def _pg_copy(table_name: str, table: sa.Table) -> str:
 
 
 def _pg_copy_rows(conn: Connection, table_name: str, table: sa.Table, rows: Sequence[Row]) -> None:
+    statement = _pg_copy(table_name, table)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        with cursor.copy(_pg_copy(table_name, table)) as copy:
+        with cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+    except dbapi_error as error:
+        # the driver's own cursor: wrap its error as SQLAlchemy would, so that the
+        # store's edge (``translate_errors``) sees it like any other
+        raise sa.exc.DBAPIError.instance(statement, None, error, dbapi_error) from error
     finally:
         cursor.close()
 

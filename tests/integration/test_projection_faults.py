@@ -15,8 +15,9 @@ from ledger.store import EventStore
 from projections import queries, sql
 from projections.memory import MemoryProjection
 from projections.runner import Projector, rebuild
-from projections.schema import LIVE, ProjectionTables
+from projections.schema import LIVE, SCRATCH, ProjectionTables
 from projections.snapshot import read_snapshot
+from projections.writers import writer
 from tests.factories import request
 from tests.projection_logs import append_plan, seeded_plan
 
@@ -148,3 +149,55 @@ def test_readers_see_the_old_rows_until_the_swap(store: EventStore, engine: Engi
     # no appends: every batch ran before the swap, and left the live tables as they were
     assert seen and all(seen)
     assert read_snapshot(engine) == fold_of(store).snapshot()
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_emptying_a_set_waits_for_a_runners_batch_instead_of_deadlocking(
+    store: EventStore, engine: Engine
+) -> None:
+    """A second replay empties scratch while the first is in a batch: no deadlock.
+
+    The batch holds the checkpoint row and then writes the tables; emptying takes
+    the row first too, so it waits for the batch and never holds a table the
+    batch needs (the other order deadlocked: PostgreSQL killed one of the two).
+    """
+    append_plan(store, seeded_plan(2, 10))
+    scratch = Projector(store, SCRATCH)
+    scratch.catch_up()
+    with engine.begin() as batch:
+        sql.lock_checkpoint(batch, SCRATCH)
+        emptied: list[BaseException | None] = []
+
+        def empty() -> None:
+            try:
+                scratch.reset()
+                emptied.append(None)
+            except BaseException as error:  # reported below
+                emptied.append(error)
+
+        other = threading.Thread(target=empty)
+        other.start()
+        other.join(1.0)  # long enough to reach its first lock, and to wait there
+        assert other.is_alive()
+        batch.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+        batch.execute(sa.delete(SCRATCH.idempotency))  # a table the batch had not touched yet
+        batch.execute(sa.delete(SCRATCH.job_state))
+    other.join(30)
+    assert emptied == [None]
+    assert scratch.checkpoint() == 0
+    assert not read_snapshot(engine, SCRATCH).tables["job_state"]
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_an_error_inside_copy_reaches_the_store_edge_as_sqlalchemys(engine: Engine) -> None:
+    """COPY runs on the driver's own cursor; its errors are wrapped as SQLAlchemy's.
+
+    ``translate_errors`` knows SQLAlchemy's errors only: a driver error escaping
+    raw (a connection lost mid-COPY, say) would not become ``DatabaseUnavailable``
+    and would end ``ledger project --follow``.
+    """
+    row = ("job-1", "waiting", 1, 1, 0, 0, 3, None, None, None, None)
+    row += ("2026-01-01 00:00:00.000000",) * 2 + (None, None)
+    row += ("user-1", "place-1", "mission-1", 100, "KRW", "key-1")
+    with pytest.raises(sa.exc.IntegrityError, match="pk_job_state"), engine.begin() as conn:
+        writer(conn.dialect).insert(conn, LIVE.job_state, [row, row])  # the same key twice
