@@ -314,7 +314,7 @@ def rebuild(
       (vacuumed here if the server's autovacuum is off).
     """
     engine = store.engine
-    if engine.dialect.name == "postgresql" and not sql.can_rename(engine, LIVE, SCRATCH):
+    if not sql.can_rename(engine, LIVE, SCRATCH):  # always can on SQLite
         with _no_cycle_collection():
             dead_rows = _rebuild_in_place(store, batch_size, on_batch)
         sql.tidy_after_rebuild(engine, LIVE, dead_rows)

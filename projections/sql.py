@@ -278,19 +278,16 @@ def _trade(conn: Connection, kind: str, a: str, b: str) -> None:
 
 
 def copy_over(conn: Connection, source: ProjectionTables, target: ProjectionTables) -> int:
-    """Replace ``target``'s rows and checkpoint by ``source``'s (the swap of a rebuild)."""
+    """Replace ``target``'s rows and checkpoint by ``source``'s.
+
+    The swap of a PostgreSQL role that may not rename the tables (SQLite always
+    trades names, ``trade_names``).
+    """
     lock_checkpoint(conn, target)
     position = lock_checkpoint(conn, source)
-    sqlite = conn.dialect.name == "sqlite"
     for src, dst in zip(source.all, target.all, strict=True):
         conn.execute(sa.delete(dst))
         names = [column.name for column in dst.columns]
-        if sqlite and names == [column.name for column in src.columns]:
-            # exactly this form lets SQLite copy records and index entries as they are
-            # (its "transfer optimisation"), several times faster than row by row
-            quote = conn.dialect.identifier_preparer.quote
-            conn.exec_driver_sql(f"INSERT INTO {quote(dst.name)} SELECT * FROM {quote(src.name)}")
-            continue
         conn.execute(dst.insert().from_select(names, sa.select(*(src.c[n] for n in names))))
     set_checkpoint(conn, target, position)
     return position

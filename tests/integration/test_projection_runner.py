@@ -321,3 +321,20 @@ def test_a_role_that_cannot_rename_rebuilds_in_place_and_tidies_up(
     assert read_snapshot(engine) == fold_of(store).snapshot()
     if autovacuum == "off":
         assert tidied() == (True, True)
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_a_swap_by_a_role_that_cannot_rename_copies_scratch_over_live(
+    store: EventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "can_rename", lambda *_sets: False)
+    append_plan(store, seeded_plan(4, 12))
+    Projector(store).catch_up()
+    append_plan(store, seeded_plan(5, 6))
+    live = oid(engine, "job_state")
+    position = replay(store)
+    assert runner.swap(engine) == position == store.head().position
+    assert oid(engine, "job_state") == live  # the same tables, the rows copied in
+    assert read_snapshot(engine) == fold_of(store).snapshot()
+    # scratch keeps its copy: a swap by copying leaves it as it was
+    assert read_snapshot(engine, SCRATCH).tables == read_snapshot(engine).tables
