@@ -36,8 +36,6 @@ ENQUEUED = "enqueued"
 
 #: (currency, bucket) where bucket is a job status or ``ENQUEUED``
 StatsKey = tuple[str, str]
-#: (day, currency, user_id, place_id, mission_id): the grain of ``settled_totals``
-SettledKey = tuple[date, str, str, str, str]
 #: (day, currency): the grain of ``daily_totals``
 DailyKey = tuple[date, str]
 
@@ -111,8 +109,7 @@ class Changes:
     idempotency: list[tuple[str, str, str, Moment]] = field(default_factory=list)
     #: ``queue_stats`` deltas; zero deltas are left out
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
-    #: ``settled_totals`` and ``daily_totals`` increments
-    settled: dict[SettledKey, Totals] = field(default_factory=dict)
+    #: ``daily_totals`` increments
     daily: dict[DailyKey, Totals] = field(default_factory=dict)
     #: position of the last event folded
     position: int = 0
@@ -153,7 +150,7 @@ class Fold:
     def fold(self, rows: Iterable[RawEvent]) -> None:
         """Fold ``rows`` (in position order, after everything folded so far)."""
         jobs, touched, changes = self.jobs, self._touched, self._changes
-        settled, daily = changes.settled, changes.daily
+        daily = changes.daily
         position = self.position
         for position, job_id, version, kind, data, occurred_at, actor in rows:
             if kind == "enqueued":
@@ -172,12 +169,6 @@ class Fold:
                 day = _day(occurred_at)
                 currency, amount = state.currency, state.amount
                 # _add, inlined: once per settled job on a replay of the whole log
-                group = (day, currency, state.user_id, state.place_id, state.mission_id)
-                entry = settled.get(group)
-                if entry is None:
-                    settled[group] = entry = Totals()
-                entry.jobs += 1
-                entry.amount += amount
                 entry = daily.get((day, currency))
                 if entry is None:
                     daily[(day, currency)] = entry = Totals()

@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.events import StoredEvent
 from ledger.lifecycle import as_time
-from projections.fold import DailyKey, Fold, JobState, SettledKey, StatsKey, Totals
+from projections.fold import DailyKey, Fold, JobState, StatsKey, Totals
 from projections.rows import (
     DLQ_COLUMNS,
     IDEMPOTENCY_COLUMNS,
@@ -47,7 +47,6 @@ class MemoryProjection:
     dlq: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
-    settled: dict[SettledKey, Totals] = field(default_factory=dict)
     daily: dict[DailyKey, Totals] = field(default_factory=dict)
     position: int = 0
     _fold: Fold = field(default_factory=Fold, repr=False)
@@ -75,7 +74,6 @@ class MemoryProjection:
         for row in changes.idempotency:
             self.idempotency[row[0]] = named(IDEMPOTENCY_COLUMNS, idempotency_values(row, as_time))
         _merge(self.stats, changes.stats)
-        _merge(self.settled, changes.settled)
         _merge(self.daily, changes.daily)
         self.position = changes.position
 
@@ -96,18 +94,6 @@ class MemoryProjection:
             ],
             dlq=list(self.dlq.values()),
             idempotency=list(self.idempotency.values()),
-            settled_totals=[
-                {
-                    "day": day,
-                    "currency": cur,
-                    "user_id": user,
-                    "place_id": place,
-                    "mission_id": mission,
-                    "jobs": t.jobs,
-                    "amount": t.amount,
-                }
-                for (day, cur, user, place, mission), t in self.settled.items()
-            ],
             daily_totals=[
                 {"day": day, "currency": cur, "jobs": t.jobs, "amount": t.amount}
                 for (day, cur), t in self.daily.items()

@@ -23,7 +23,7 @@ from ledger.request import wire_settlement
 from ledger.schema import events
 from ledger.store import EventStore
 from projections.rows import JobRecord, record_from_row
-from projections.schema import LIVE, WAITING_ROWS, ProjectionTables
+from projections.schema import COMPLETED_ROWS, LIVE, WAITING_ROWS, ProjectionTables
 from projections.sql import read_checkpoint, reading
 from projections.stats import QueueStats, stats_from_rows
 
@@ -239,22 +239,16 @@ def totals(
 
     ``start``/``end`` are UTC days, both inclusive. Rows are ordered by currency
     then by the groups. Grouped by day alone (or by currency only) they come from
-    ``daily_totals``, a few rows per day; finer groups sum ``settled_totals``.
+    ``daily_totals``, a few rows per day; finer groups sum the completed jobs of
+    ``job_state`` (by its index on the completed jobs' ``completed_at``).
     """
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:
         raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
-    per_day = set(group_by) <= {"day"}
-    table = tables.daily_totals if per_day else tables.settled_totals
-    columns = [table.c.currency, *(table.c[name] for name in group_by)]
-    query = sa.select(*columns, sa.func.sum(table.c.jobs), sa.func.sum(table.c.amount))
-    if start is not None:
-        query = query.where(table.c.day >= start)
-    if end is not None:
-        query = query.where(table.c.day <= end)
-    if currency is not None:
-        query = query.where(table.c.currency == currency)
-    query = query.group_by(*columns).order_by(*columns)
+    if set(group_by) <= {"day"}:
+        query = _daily_totals_query(tables, start, end, group_by, currency)
+    else:
+        query = completed_totals_query(tables, engine.dialect.name, start, end, group_by, currency)
     with reading(engine) as conn:
         return [
             TotalRow(
@@ -265,6 +259,62 @@ def totals(
             )
             for row in conn.execute(query)
         ]
+
+
+def _daily_totals_query(
+    tables: ProjectionTables,
+    start: date | None,
+    end: date | None,
+    group_by: Sequence[str],
+    currency: str | None,
+) -> sa.Select[Any]:
+    table = tables.daily_totals
+    columns = [table.c.currency, *(table.c[name] for name in group_by)]
+    query = sa.select(*columns, sa.func.sum(table.c.jobs), sa.func.sum(table.c.amount))
+    if start is not None:
+        query = query.where(table.c.day >= start)
+    if end is not None:
+        query = query.where(table.c.day <= end)
+    if currency is not None:
+        query = query.where(table.c.currency == currency)
+    return query.group_by(*columns).order_by(*columns)
+
+
+def completed_totals_query(
+    tables: ProjectionTables,
+    dialect: str,
+    start: date | None,
+    end: date | None,
+    group_by: Sequence[str],
+    currency: str | None,
+) -> sa.Select[Any]:
+    """Jobs and amounts of the completed jobs per currency and ``group_by``, settled
+    ``start..end`` (UTC days, inclusive); ``dialect`` says how to take a time's day."""
+    jobs = tables.job_state
+    day = _utc_day(jobs.c.completed_at, dialect).label("day")
+    columns = [jobs.c.currency, *(day if name == "day" else jobs.c[name] for name in group_by)]
+    # the partial index's own condition, as text: a bound status would not match it
+    query = sa.select(*columns, sa.func.count(), sa.func.sum(jobs.c.amount)).where(COMPLETED_ROWS)
+    if start is not None:
+        query = query.where(jobs.c.completed_at >= _midnight(start))
+    if end is not None:
+        query = query.where(jobs.c.completed_at < _midnight(end + timedelta(days=1)))
+    if currency is not None:
+        query = query.where(jobs.c.currency == currency)
+    return query.group_by(*columns).order_by(*columns)
+
+
+def _midnight(day: date) -> datetime:
+    """The instant a UTC day starts."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _utc_day(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[date]:
+    """The UTC day of a stored time, as the fold's ``daily_totals`` days it."""
+    if dialect == "sqlite":
+        # SQLite keeps times as UTC text; ``date()`` cuts the day off it
+        return sa.type_coerce(sa.func.date(moment), sa.Date)
+    return sa.cast(sa.func.timezone("UTC", moment), sa.Date)
 
 
 # -- history (from the log itself) --------------------------------------------------

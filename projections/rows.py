@@ -71,7 +71,6 @@ DLQ_COLUMNS = (
 )
 IDEMPOTENCY_COLUMNS = ("idempotency_key", "job_id", "fingerprint", "first_seen_at")
 STATS_COLUMNS = ("currency", "bucket", "jobs", "amount")
-SETTLED_COLUMNS = ("day", "currency", "user_id", "place_id", "mission_id", "jobs", "amount")
 DAILY_COLUMNS = ("day", "currency", "jobs", "amount")
 
 
@@ -171,9 +170,8 @@ class ChangeRows:
     dlq: list[Row] = field(default_factory=list)
     dlq_removed: list[str] = field(default_factory=list)
     idempotency: list[Row] = field(default_factory=list)
-    #: increments of ``queue_stats``, ``settled_totals`` and ``daily_totals``
+    #: increments of ``queue_stats`` and ``daily_totals``
     stats: list[Row] = field(default_factory=list)
-    settled: list[Row] = field(default_factory=list)
     daily: list[Row] = field(default_factory=list)
     #: position of the last event folded, and how many events were folded
     position: int = 0
@@ -189,10 +187,6 @@ def change_rows(changes: Changes, time: TimeOut, day: DayOut, events: int) -> Ch
         dlq_removed=changes.dlq_removed,
         idempotency=[idempotency_values(row, time) for row in changes.idempotency],
         stats=[(*key, totals.jobs, totals.amount) for key, totals in changes.stats.items()],
-        settled=[
-            (day(key[0]), *key[1:], totals.jobs, totals.amount)
-            for key, totals in changes.settled.items()
-        ],
         daily=[(day(d), cur, t.jobs, t.amount) for (d, cur), t in changes.daily.items()],
         position=changes.position,
         events=events,

@@ -41,6 +41,8 @@ checkpoints = sa.Table(
 #: the rows of waiting jobs: the condition of ``job_state``'s partial index, written
 #: the same way in the queries that must use that index
 WAITING_ROWS = sa.text(f"status = '{JobStatus.WAITING.value}'")
+#: the rows of completed (settled) jobs: the same for the settled totals' index
+COMPLETED_ROWS = sa.text(f"status = '{JobStatus.COMPLETED.value}'")
 
 
 def _job_state(name: str) -> sa.Table:
@@ -77,6 +79,14 @@ def _job_state(name: str) -> sa.Table:
             "due_at",
             sqlite_where=WAITING_ROWS,
             postgresql_where=WAITING_ROWS,
+        ),
+        # settled totals are sums over the completed jobs (``projections.queries.totals``):
+        # only they are indexed, by the time they settled
+        sa.Index(
+            f"ix_{name}_completed_at",
+            "completed_at",
+            sqlite_where=COMPLETED_ROWS,
+            postgresql_where=COMPLETED_ROWS,
         ),
     )
 
@@ -120,24 +130,9 @@ def _idempotency(name: str) -> sa.Table:
     )
 
 
-def _settled_totals(name: str) -> sa.Table:
-    # the finest grain; per day / user / place / mission totals are sums over it
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("currency", identifier(3), primary_key=True),
-        sa.Column("user_id", identifier(128), primary_key=True),
-        sa.Column("place_id", identifier(128), primary_key=True),
-        sa.Column("mission_id", identifier(128), primary_key=True),
-        sa.Column("jobs", sa.BigInteger, nullable=False),
-        sa.Column("amount", sa.BigInteger, nullable=False),
-    )
-
-
 def _daily_totals(name: str) -> sa.Table:
-    # settled_totals summed per UTC day and currency, kept by the same fold: the
-    # per-day audit query reads a few rows instead of summing the finest grain
+    # the completed jobs' amounts summed per UTC day and currency, kept by the fold:
+    # the per-day audit query reads a few rows instead of summing the jobs
     return sa.Table(
         name,
         metadata,
@@ -157,7 +152,6 @@ class ProjectionTables:
     queue_stats: sa.Table
     dlq: sa.Table
     idempotency: sa.Table
-    settled_totals: sa.Table
     daily_totals: sa.Table
 
     @property
@@ -168,7 +162,6 @@ class ProjectionTables:
             self.queue_stats,
             self.dlq,
             self.idempotency,
-            self.settled_totals,
             self.daily_totals,
         )
 
@@ -180,7 +173,6 @@ def _table_set(name: str, prefix: str) -> ProjectionTables:
         queue_stats=_queue_stats(f"{prefix}queue_stats"),
         dlq=_dlq(f"{prefix}dlq"),
         idempotency=_idempotency(f"{prefix}idempotency"),
-        settled_totals=_settled_totals(f"{prefix}settled_totals"),
         daily_totals=_daily_totals(f"{prefix}daily_totals"),
     )
 

@@ -125,7 +125,6 @@ def write_rows(conn: Connection, tables: ProjectionTables, rows: ChangeRows) -> 
         # a bucket that emptied leaves no row, whatever the batch boundaries were
         table = tables.queue_stats
         conn.execute(sa.delete(table).where(table.c.jobs == 0, table.c.amount == 0))
-    writer.upsert(conn, tables.settled_totals, rows.settled, increment=True)
     writer.upsert(conn, tables.daily_totals, rows.daily, increment=True)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -10,13 +10,15 @@ from sqlalchemy.engine import Engine
 
 from ledger import migrate
 from ledger.request import canonical_json
+from ledger.events import to_utc
 from ledger.store import EventStore
 from projections.memory import MemoryProjection
-from projections.queries import delayed_query
+from projections import queries
+from projections.queries import GROUPS, completed_totals_query, delayed_query
 from projections.rows import JOB_COLUMNS
 from projections.runner import Projector
 from projections.schema import LIVE, SCRATCH, checkpoints
-from projections.snapshot import read_snapshot
+from projections.snapshot import Snapshot, read_snapshot
 from tests.factories import request
 from tests.projection_logs import append_plan, seeded_plan
 
@@ -147,3 +149,71 @@ def test_the_delayed_count_reads_the_waiting_index(engine: Engine) -> None:
         unbound = (None,) * len(compiled.params)
         plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", unbound).all()
     assert any("USING INDEX ix_job_state_waiting_due_at" in row[-1] for row in plan)
+
+
+def settled_groups(snapshot: Snapshot) -> dict[tuple[object, ...], tuple[int, int]]:
+    """What ``settled_totals`` held: the completed jobs summed per UTC day, currency, user,
+    place and mission (computed here from the job rows)."""
+    column = {name: JOB_COLUMNS.index(name) for name in JOB_COLUMNS}
+    groups: dict[tuple[object, ...], tuple[int, int]] = {}
+    for row in snapshot.tables["job_state"].values():
+        if row[column["status"]] != "completed":
+            continue
+        settled = row[column["completed_at"]]
+        assert isinstance(settled, datetime)
+        key = (
+            to_utc(settled).date(),
+            *(row[column[name]] for name in ("currency", "user_id", "place_id", "mission_id")),
+        )
+        jobs, amount = groups.get(key, (0, 0))
+        groups[key] = (jobs + 1, amount + row[column["amount"]])
+    return groups
+
+
+def as_day(value: object) -> object:
+    """A day as the driver returns it (SQLite: text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def test_totals_revision_drops_settled_totals_and_downgrade_refills_them(
+    db_url: str, engine: Engine, store: EventStore
+) -> None:
+    append_plan(store, seeded_plan(5, 60))
+    Projector(store).catch_up()
+    expected = read_snapshot(engine)
+    groups = settled_groups(expected)
+    assert groups  # the plan completes jobs
+    assert {"settled_totals", "scratch_settled_totals"} & tables(engine) == set()
+    migrate.downgrade(db_url, "0006_identifiers_compare_bytes")
+    engine.dispose()
+    for name in ("settled_totals", "scratch_settled_totals"):
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(f"SELECT * FROM {name}")).all()
+        refilled = {
+            (as_day(day), currency, user, place, mission): (jobs, amount)
+            for day, currency, user, place, mission, jobs, amount in rows
+        }
+        assert refilled == (groups if name == "settled_totals" else {})
+    migrate.upgrade(db_url)
+    engine.dispose()
+    assert {"settled_totals", "scratch_settled_totals"} & tables(engine) == set()
+    assert read_snapshot(engine) == expected
+    migrate.check(db_url)
+    # and the finest totals the query sums from the jobs are the table's rows
+    fine = queries.totals(engine, group_by=("day", "user_id", "place_id", "mission_id"))
+    assert {
+        (r.group["day"], r.currency, *(r.group[n] for n in GROUPS[1:])): (r.jobs, r.amount)
+        for r in fine
+    } == groups
+
+
+# SQLite's planner is the strict one; PostgreSQL plans by table statistics
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_totals_by_user_over_days_read_the_completed_index(engine: Engine) -> None:
+    day = date(2026, 1, 1)
+    query = completed_totals_query(LIVE, "sqlite", day, day, ("user_id",), None)
+    compiled = query.compile(engine)
+    with engine.connect() as conn:
+        unbound = (None,) * len(compiled.params)
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", unbound).all()
+    assert any("USING INDEX ix_job_state_completed_at" in row[-1] for row in plan)

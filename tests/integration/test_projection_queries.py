@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -173,6 +173,42 @@ def test_totals_per_day_come_from_daily_totals_and_match_the_finest_grain(
         conn.execute(sa.delete(LIVE.daily_totals))
     assert queries.totals(engine, group_by=("day",)) == []
     assert queries.totals(engine, group_by=("day", "user_id")) != []
+
+
+def test_finer_totals_sum_completed_jobs_on_the_utc_day_they_settled(engine: Engine) -> None:
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    now = [day]
+    store = EventStore(engine, clock=lambda: now[0])
+    settled = {  # in time order: the log's clock never runs back
+        # 08:00 the next day in Seoul: it settled on the UTC day, not the local one
+        "offset": (day + timedelta(hours=23)).astimezone(timezone(timedelta(hours=9))),
+        "last-moment": day + timedelta(days=1) - timedelta(microseconds=1),
+        "next-day": day + timedelta(days=1),
+    }
+    for n, (key, moment) in enumerate(settled.items()):
+        now[0] = day
+        job_id = enqueue(store, key, user_id=f"u{n % 2}", amount=100 * (n + 1))
+        now[0] = moment
+        complete(store, job_id)
+    enqueue(store, "never-settled", user_id="u0")
+    Projector(store).catch_up()
+
+    def grouped(**filters: object) -> list[tuple[object, ...]]:
+        rows = queries.totals(engine, group_by=("day", "user_id"), **filters)  # type: ignore[arg-type]
+        return [(r.group["day"], r.group["user_id"], r.jobs, r.amount) for r in rows]
+
+    first, second = day.date(), day.date() + timedelta(days=1)
+    on_first = [(first, "u0", 1, 100), (first, "u1", 1, 200)]
+    assert grouped() == [*on_first, (second, "u0", 1, 300)]
+    assert grouped(start=first, end=first) == on_first
+    assert grouped(start=second) == [(second, "u0", 1, 300)]
+    assert grouped(end=first - timedelta(days=1)) == []
+    # the per-day table and the sums over the jobs agree day by day
+    per_day = queries.totals(engine, group_by=("day",))
+    assert [(r.group["day"], r.jobs, r.amount) for r in per_day] == [
+        (first, 2, 300),
+        (second, 1, 300),
+    ]
 
 
 def test_history_reads_the_log(store: EventStore) -> None:

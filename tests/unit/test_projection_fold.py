@@ -94,8 +94,6 @@ def test_state_moves_between_buckets_across_batches() -> None:
 def test_completion_is_summed_on_its_utc_day() -> None:
     events = history(E.ENQUEUED, E.ATTEMPTED, E.COMPLETED)
     changes = fold_batch(Fold(), events)
-    key = (date(2026, 1, 1), "KRW", "user-1", "place-1", "mission-1")
-    assert changes.settled == {key: Totals(1, 10_000)}
     assert changes.daily == {(date(2026, 1, 1), "KRW"): Totals(1, 10_000)}
 
 
