@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger import migrate
-from ledger.request import canonical_json
 from ledger.events import to_utc
+from ledger.request import canonical_json
 from ledger.store import EventStore
-from projections.memory import MemoryProjection
 from projections import queries
+from projections.memory import MemoryProjection
 from projections.queries import GROUPS, completed_totals_query, delayed_query
 from projections.rows import JOB_COLUMNS
 from projections.runner import Projector
