@@ -16,7 +16,6 @@ import functools
 import hashlib
 import random
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from ledger.events import EventType, NewEvent, StoredEvent, format_time
+from ledger.job_ids import RANDOM_BITS, job_id_at
 from ledger.lifecycle import fold
 from ledger.request import canonical_json
 from ledger.store import EventStore, StreamAppend
@@ -151,7 +151,8 @@ def _batches(
             worker = f"worker-{index % 8}"
             events = history(_pick_kind(rng), record, clock.now, worker)
             events = events[: target - written - size]
-            batch.append(StreamAppend(str(uuid.UUID(int=rng.getrandbits(128))), 0, events))
+            job_id = job_id_at(clock.now, rng.getrandbits(RANDOM_BITS))
+            batch.append(StreamAppend(job_id, 0, events))
             size += len(events)
             index += 1
         written += size

@@ -25,7 +25,6 @@ and are re-exported here for callers.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from ledger.append_sql import Opening, Row
 from ledger.db import is_sqlite
 from ledger.errors import ConcurrencyError, IdempotencyConflict, LedgerError
 from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_hash, to_utc
+from ledger.job_ids import new_job_id
 from ledger.log_reader import LogHead, LogReader, translate_errors
 from ledger.request import SettlementRequest, canonical_json, fingerprint_of
 
@@ -91,11 +91,11 @@ class EventStore(LogReader):
         engine: Engine,
         *,
         clock: Clock | None = None,
-        new_job_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_job_id: Callable[[], str] = new_job_id,
     ) -> None:
         super().__init__(engine)
         self._clock = clock
-        #: job ids for new jobs (random UUIDs; a seeded source makes demos reproducible)
+        #: job ids for new jobs (time-ordered UUIDs; a seeded source makes demos reproducible)
         self.new_job_id = new_job_id
         self._sqlite = is_sqlite(engine)
 
