@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -45,6 +46,12 @@ def test_append_and_read_round_trip(store: EventStore) -> None:
     job = fold(events)
     assert job is not None and job.status is JobStatus.COMPLETED
     assert list(store.read_all()) == events
+
+
+def test_new_jobs_get_time_ordered_ids(store: EventStore) -> None:
+    ids = [store.enqueue(request(idempotency_key=f"k{n}"), max_attempts=1).job_id for n in range(5)]
+    assert all(uuid.UUID(job_id).version == 7 for job_id in ids)
+    assert ids == sorted(ids)
 
 
 def test_positions_are_contiguous_and_time_never_goes_back(store: EventStore) -> None:
