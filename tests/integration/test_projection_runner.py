@@ -295,6 +295,25 @@ def test_a_rebuild_trades_names_and_leaves_the_schema_as_migrated(
 
 
 @pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_a_swapped_in_set_has_statistics_on_the_columns_queries_use(
+    store: EventStore, engine: Engine
+) -> None:
+    append_plan(store, seeded_plan(10))
+    rebuild(store)
+    with engine.connect() as conn:
+        stats = conn.exec_driver_sql(
+            "SELECT tablename, attname FROM pg_stats WHERE schemaname = current_schema() "
+            "AND tablename IN ('job_state', 'dlq', 'idempotency')"
+        ).all()
+    columns = {(table, column) for table, column in stats}
+    planned = ("status", "due_at", "completed_at", "currency", "user_id", "place_id", "mission_id")
+    assert {("job_state", column) for column in planned} <= columns
+    assert ("job_state", "last_error") not in columns  # no query filters on it
+    assert ("dlq", "dead_lettered_at") in columns
+    assert not any(table == "idempotency" for table, _ in columns)
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
 def test_a_role_that_cannot_rename_rebuilds_in_place_and_tidies_up(
     store: EventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
