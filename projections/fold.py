@@ -105,8 +105,6 @@ class Changes:
     dlq: list[JobState] = field(default_factory=list)
     #: jobs that were dead-lettered in their stored row and are not any more
     dlq_removed: list[str] = field(default_factory=list)
-    #: rows of new idempotency keys: (key, job_id, fingerprint, first_seen_at)
-    idempotency: list[tuple[str, str, str, Moment]] = field(default_factory=list)
     #: ``queue_stats`` deltas; zero deltas are left out
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
     #: ``daily_totals`` increments
@@ -256,7 +254,6 @@ class Fold:
         )
         changes = self._changes
         _add(changes.stats, (state.currency, ENQUEUED), 1, state.amount)
-        changes.idempotency.append((state.idempotency_key, job_id, str(data["fingerprint"]), at))
         return state
 
 

@@ -19,11 +19,9 @@ from ledger.lifecycle import as_time
 from projections.fold import DailyKey, Fold, JobState, StatsKey, Totals
 from projections.rows import (
     DLQ_COLUMNS,
-    IDEMPOTENCY_COLUMNS,
     JOB_COLUMNS,
     JobRecord,
     dlq_values,
-    idempotency_values,
     job_values,
     named,
 )
@@ -45,7 +43,6 @@ class MemoryProjection:
     #: every job ever enqueued (the fold's own records: always their current state)
     states: dict[str, JobState] = field(default_factory=dict)
     dlq: dict[str, dict[str, Any]] = field(default_factory=dict)
-    idempotency: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
     daily: dict[DailyKey, Totals] = field(default_factory=dict)
     position: int = 0
@@ -71,8 +68,6 @@ class MemoryProjection:
             del self.dlq[job_id]
         for state in changes.dlq:
             self.dlq[state.job_id] = named(DLQ_COLUMNS, dlq_values(state, as_time))
-        for row in changes.idempotency:
-            self.idempotency[row[0]] = named(IDEMPOTENCY_COLUMNS, idempotency_values(row, as_time))
         _merge(self.stats, changes.stats)
         _merge(self.daily, changes.daily)
         self.position = changes.position
@@ -93,7 +88,6 @@ class MemoryProjection:
                 for (cur, bucket), t in self.stats.items()
             ],
             dlq=list(self.dlq.values()),
-            idempotency=list(self.idempotency.values()),
             daily_totals=[
                 {"day": day, "currency": cur, "jobs": t.jobs, "amount": t.amount}
                 for (day, cur), t in self.daily.items()

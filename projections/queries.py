@@ -197,20 +197,26 @@ class IdempotencyEntry:
 def idempotency(
     engine: Engine, key: str, tables: ProjectionTables = LIVE
 ) -> IdempotencyEntry | None:
-    """The job an idempotency key maps to, with the job's current state; ``None`` if unseen."""
-    keys, jobs = tables.idempotency, tables.job_state
+    """The job an idempotency key maps to, with the job's current state; ``None`` if unseen.
+
+    The key's ``enqueued`` event is found by the log's own unique index on the
+    key; it holds the request's fingerprint and the time the key was first seen,
+    which never change, so no read model copies them. Joined with ``tables``'
+    ``job_state``, a key counts from the moment that set has folded its job
+    (an as-of replay does not know a key enqueued after its bounds).
+    """
+    jobs = tables.job_state
     query = (
-        sa.select(keys, jobs.c.status)
-        .join(jobs, jobs.c.job_id == keys.c.job_id)
-        .where(keys.c.idempotency_key == key)
+        sa.select(events.c.job_id, events.c.data, events.c.occurred_at, jobs.c.status)
+        .join(jobs, jobs.c.job_id == events.c.job_id)
+        .where(events.c.idempotency_key == key)
     )
     with reading(engine) as conn:
         row = conn.execute(query).first()
     if row is None:
         return None
-    return IdempotencyEntry(
-        row.idempotency_key, row.job_id, row.fingerprint, to_utc(row.first_seen_at), row.status
-    )
+    fingerprint = str(orjson.loads(row.data)["fingerprint"])
+    return IdempotencyEntry(key, row.job_id, fingerprint, to_utc(row.occurred_at), row.status)
 
 
 # -- settled totals ----------------------------------------------------------------

@@ -69,7 +69,6 @@ DLQ_COLUMNS = (
     "attempts",
     "created_at",
 )
-IDEMPOTENCY_COLUMNS = ("idempotency_key", "job_id", "fingerprint", "first_seen_at")
 STATS_COLUMNS = ("currency", "bucket", "jobs", "amount")
 DAILY_COLUMNS = ("day", "currency", "jobs", "amount")
 
@@ -114,11 +113,6 @@ def dlq_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
         state.attempts,
         time(state.created_at),
     )
-
-
-def idempotency_values(row: tuple[str, str, str, Moment], time: TimeOut) -> tuple[Any, ...]:
-    key, job_id, fingerprint, first_seen_at = row
-    return (key, job_id, fingerprint, time(first_seen_at))
 
 
 def state_from_row(row: Mapping[Any, Any]) -> JobState:
@@ -169,7 +163,6 @@ class ChangeRows:
     changed_jobs: list[Row] = field(default_factory=list)
     dlq: list[Row] = field(default_factory=list)
     dlq_removed: list[str] = field(default_factory=list)
-    idempotency: list[Row] = field(default_factory=list)
     #: increments of ``queue_stats`` and ``daily_totals``
     stats: list[Row] = field(default_factory=list)
     daily: list[Row] = field(default_factory=list)
@@ -185,7 +178,6 @@ def change_rows(changes: Changes, time: TimeOut, day: DayOut, events: int) -> Ch
         changed_jobs=[job_values(state, time) for state in changes.changed_jobs],
         dlq=[dlq_values(state, time) for state in changes.dlq],
         dlq_removed=changes.dlq_removed,
-        idempotency=[idempotency_values(row, time) for row in changes.idempotency],
         stats=[(*key, totals.jobs, totals.amount) for key, totals in changes.stats.items()],
         daily=[(day(d), cur, t.jobs, t.amount) for (d, cur), t in changes.daily.items()],
         position=changes.position,

@@ -119,17 +119,6 @@ def _dlq(name: str) -> sa.Table:
     )
 
 
-def _idempotency(name: str) -> sa.Table:
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("idempotency_key", identifier(255), primary_key=True),
-        sa.Column("job_id", identifier(36), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
-    )
-
-
 def _daily_totals(name: str) -> sa.Table:
     # the completed jobs' amounts summed per UTC day and currency, kept by the fold:
     # the per-day audit query reads a few rows instead of summing the jobs
@@ -151,7 +140,6 @@ class ProjectionTables:
     job_state: sa.Table
     queue_stats: sa.Table
     dlq: sa.Table
-    idempotency: sa.Table
     daily_totals: sa.Table
 
     @property
@@ -161,7 +149,6 @@ class ProjectionTables:
             self.job_state,
             self.queue_stats,
             self.dlq,
-            self.idempotency,
             self.daily_totals,
         )
 
@@ -172,7 +159,6 @@ def _table_set(name: str, prefix: str) -> ProjectionTables:
         job_state=_job_state(f"{prefix}job_state"),
         queue_stats=_queue_stats(f"{prefix}queue_stats"),
         dlq=_dlq(f"{prefix}dlq"),
-        idempotency=_idempotency(f"{prefix}idempotency"),
         daily_totals=_daily_totals(f"{prefix}daily_totals"),
     )
 

@@ -119,7 +119,6 @@ def write_rows(conn: Connection, tables: ProjectionTables, rows: ChangeRows) -> 
     for chunk in chunks(rows.dlq_removed):
         conn.execute(sa.delete(tables.dlq).where(tables.dlq.c.job_id.in_(chunk)))
     writer.upsert(conn, tables.dlq, rows.dlq)
-    writer.insert(conn, tables.idempotency, rows.idempotency)
     if rows.stats:
         writer.upsert(conn, tables.queue_stats, rows.stats, increment=True)
         # a bucket that emptied leaves no row, whatever the batch boundaries were
@@ -211,10 +210,7 @@ def analyze(engine: Engine, tables: ProjectionTables) -> None:
 
 
 def _planned(tables: ProjectionTables) -> list[tuple[sa.Table, tuple[str, ...]]]:
-    """The tables whose statistics plans use, and their columns that matter (``()``: all).
-
-    ``idempotency`` is only ever looked up by its key: a unique index needs none.
-    """
+    """The tables whose statistics plans use, and their columns that matter (``()``: all)."""
     return [
         (
             tables.job_state,

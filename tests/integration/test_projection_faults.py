@@ -180,7 +180,7 @@ def test_emptying_a_set_waits_for_a_runners_batch_instead_of_deadlocking(
         other.join(1.0)  # long enough to reach its first lock, and to wait there
         assert other.is_alive()
         batch.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
-        batch.execute(sa.delete(SCRATCH.idempotency))  # a table the batch had not touched yet
+        batch.execute(sa.delete(SCRATCH.daily_totals))  # a table the batch had not touched yet
         batch.execute(sa.delete(SCRATCH.job_state))
     other.join(30)
     assert emptied == [None]

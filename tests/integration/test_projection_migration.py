@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from ledger import migrate
 from ledger.events import to_utc
+from ledger.lifecycle import as_time
 from ledger.request import canonical_json
 from ledger.store import EventStore
 from projections import queries
@@ -217,3 +218,40 @@ def test_totals_by_user_over_days_read_the_completed_index(engine: Engine) -> No
         unbound = (None,) * len(compiled.params)
         plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", unbound).all()
     assert any("USING INDEX ix_job_state_completed_at" in row[-1] for row in plan)
+
+
+def test_idempotency_revision_drops_the_table_and_downgrade_refills_it(
+    db_url: str, engine: Engine, store: EventStore
+) -> None:
+    append_plan(store, seeded_plan(5, 60))
+    Projector(store).catch_up()
+    expected = read_snapshot(engine)
+    enqueued = {e.idempotency_key: e for e in store.read_all() if e.version == 1}
+    assert {"idempotency", "scratch_idempotency"} & tables(engine) == set()
+    migrate.downgrade(db_url, "0007_totals_from_job_state")
+    engine.dispose()
+    with engine.connect() as conn:
+        live = conn.exec_driver_sql(
+            "SELECT idempotency_key, job_id, fingerprint, first_seen_at FROM idempotency"
+        ).all()
+        scratch = conn.exec_driver_sql("SELECT count(*) FROM scratch_idempotency").scalar()
+    # what the fold wrote there: every key with its job, fingerprint and first time
+    assert {row[0]: (row[1], row[2]) for row in live} == {
+        key: (event.job_id, event.data["fingerprint"]) for key, event in enqueued.items()
+    }
+    first_seen = {row[0]: row[3] for row in live}
+    key, event = next(iter(enqueued.items()))
+    assert as_time(first_seen[key]) == event.occurred_at
+    assert scratch == 0
+    migrate.upgrade(db_url)
+    engine.dispose()
+    assert {"idempotency", "scratch_idempotency"} & tables(engine) == set()
+    assert read_snapshot(engine) == expected
+    migrate.check(db_url)
+    entry = queries.idempotency(engine, key)
+    assert entry is not None
+    assert (entry.job_id, entry.fingerprint, entry.first_seen_at) == (
+        event.job_id,
+        event.data["fingerprint"],
+        event.occurred_at,
+    )

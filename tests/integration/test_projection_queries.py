@@ -16,7 +16,7 @@ from ledger.errors import InvalidRequest, JobNotFound, SchemaNotReady
 from ledger.events import EventType, NewEvent
 from ledger.store import EventStore
 from projections import queries, reconcile
-from projections.runner import Projector
+from projections.runner import Projector, replay
 from projections.schema import LIVE, SCRATCH
 from tests.backends import postgres_schema
 from tests.factories import request
@@ -129,6 +129,18 @@ def test_job_and_idempotency_lookups(store: EventStore, engine: Engine) -> None:
     assert entry.fingerprint == request(idempotency_key="key-x").fingerprint()
     assert queries.job(engine, "nope") is None
     assert queries.idempotency(engine, "nope") is None
+
+
+def test_an_as_of_replay_knows_only_the_keys_it_folded(store: EventStore, engine: Engine) -> None:
+    before = enqueue(store, "before")
+    position = store.head().position
+    enqueue(store, "after")
+    Projector(store).catch_up()
+    assert replay(store, until_position=position) == position
+    known = queries.idempotency(engine, "before", tables=SCRATCH)
+    assert known is not None and (known.job_id, known.state) == (before, "waiting")
+    assert queries.idempotency(engine, "after", tables=SCRATCH) is None
+    assert queries.idempotency(engine, "after") is not None
 
 
 def test_settled_totals_group_by_day_user_place_mission(store: EventStore, engine: Engine) -> None:

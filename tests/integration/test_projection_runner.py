@@ -303,14 +303,13 @@ def test_a_swapped_in_set_has_statistics_on_the_columns_queries_use(
     with engine.connect() as conn:
         stats = conn.exec_driver_sql(
             "SELECT tablename, attname FROM pg_stats WHERE schemaname = current_schema() "
-            "AND tablename IN ('job_state', 'dlq', 'idempotency')"
+            "AND tablename IN ('job_state', 'dlq')"
         ).all()
     columns = {(table, column) for table, column in stats}
     planned = ("status", "due_at", "completed_at", "currency", "user_id", "place_id", "mission_id")
     assert {("job_state", column) for column in planned} <= columns
     assert ("job_state", "last_error") not in columns  # no query filters on it
     assert ("dlq", "dead_lettered_at") in columns
-    assert not any(table == "idempotency" for table, _ in columns)
 
 
 @pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
