@@ -303,7 +303,7 @@ def completed_totals_query(
     query = sa.select(*columns, sa.func.count(), sa.func.sum(jobs.c.amount)).where(COMPLETED_ROWS)
     if start is not None:
         query = query.where(jobs.c.completed_at >= _midnight(start))
-    if end is not None:
+    if end is not None and end < date.max:  # no day after the last one: no upper bound
         query = query.where(jobs.c.completed_at < _midnight(end + timedelta(days=1)))
     if currency is not None:
         query = query.where(jobs.c.currency == currency)

@@ -17,7 +17,7 @@ from projections import queries
 from projections.memory import MemoryProjection
 from projections.queries import GROUPS, completed_totals_query, delayed_query
 from projections.rows import JOB_COLUMNS
-from projections.runner import Projector
+from projections.runner import Projector, replay
 from projections.schema import LIVE, SCRATCH, checkpoints
 from projections.snapshot import Snapshot, read_snapshot
 from tests.factories import request
@@ -181,7 +181,10 @@ def test_totals_revision_drops_settled_totals_and_downgrade_refills_them(
 ) -> None:
     append_plan(store, seeded_plan(5, 60))
     Projector(store).catch_up()
+    replay(store, until_position=store.head().position // 2)  # scratch: an as-of set
     expected = read_snapshot(engine)
+    scratch_groups = settled_groups(read_snapshot(engine, SCRATCH))
+    assert scratch_groups and scratch_groups != settled_groups(expected)
     groups = settled_groups(expected)
     assert groups  # the plan completes jobs
     assert {"settled_totals", "scratch_settled_totals"} & tables(engine) == set()
@@ -194,7 +197,7 @@ def test_totals_revision_drops_settled_totals_and_downgrade_refills_them(
             (as_day(day), currency, user, place, mission): (jobs, amount)
             for day, currency, user, place, mission, jobs, amount in rows
         }
-        assert refilled == (groups if name == "settled_totals" else {})
+        assert refilled == (groups if name == "settled_totals" else scratch_groups)
     migrate.upgrade(db_url)
     engine.dispose()
     assert {"settled_totals", "scratch_settled_totals"} & tables(engine) == set()
@@ -225,8 +228,12 @@ def test_idempotency_revision_drops_the_table_and_downgrade_refills_it(
 ) -> None:
     append_plan(store, seeded_plan(5, 60))
     Projector(store).catch_up()
+    half = store.head().position // 2
+    replay(store, until_position=half)  # scratch: an as-of set, which knows fewer keys
     expected = read_snapshot(engine)
     enqueued = {e.idempotency_key: e for e in store.read_all() if e.version == 1}
+    known_then = {key for key, event in enqueued.items() if event.position <= half}
+    assert 0 < len(known_then) < len(enqueued)
     assert {"idempotency", "scratch_idempotency"} & tables(engine) == set()
     migrate.downgrade(db_url, "0007_totals_from_job_state")
     engine.dispose()
@@ -234,7 +241,10 @@ def test_idempotency_revision_drops_the_table_and_downgrade_refills_it(
         live = conn.exec_driver_sql(
             "SELECT idempotency_key, job_id, fingerprint, first_seen_at FROM idempotency"
         ).all()
-        scratch = conn.exec_driver_sql("SELECT count(*) FROM scratch_idempotency").scalar()
+        scratch = {
+            key
+            for (key,) in conn.exec_driver_sql("SELECT idempotency_key FROM scratch_idempotency")
+        }
     # what the fold wrote there: every key with its job, fingerprint and first time
     assert {row[0]: (row[1], row[2]) for row in live} == {
         key: (event.job_id, event.data["fingerprint"]) for key, event in enqueued.items()
@@ -242,7 +252,7 @@ def test_idempotency_revision_drops_the_table_and_downgrade_refills_it(
     first_seen = {row[0]: row[3] for row in live}
     key, event = next(iter(enqueued.items()))
     assert as_time(first_seen[key]) == event.occurred_at
-    assert scratch == 0
+    assert scratch == known_then
     migrate.upgrade(db_url)
     engine.dispose()
     assert {"idempotency", "scratch_idempotency"} & tables(engine) == set()

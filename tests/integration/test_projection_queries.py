@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -171,7 +171,7 @@ def test_totals_per_day_come_from_daily_totals_and_match_the_finest_grain(
     Projector(store, batch_size=7).catch_up()
     by_day = queries.totals(engine, group_by=("day",))
     assert by_day  # the plan completes jobs
-    # the same sums from settled_totals (grouped finer, added up here)
+    # the same sums from the completed jobs (grouped finer, added up here)
     finer: dict[tuple[str, object], tuple[int, int]] = {}
     for row in queries.totals(engine, group_by=("day", "user_id")):
         key = (row.currency, row.group["day"])
@@ -215,6 +215,7 @@ def test_finer_totals_sum_completed_jobs_on_the_utc_day_they_settled(engine: Eng
     assert grouped(start=first, end=first) == on_first
     assert grouped(start=second) == [(second, "u0", 1, 300)]
     assert grouped(end=first - timedelta(days=1)) == []
+    assert grouped(end=date.max) == grouped()  # the last day has no day after it
     # the per-day table and the sums over the jobs agree day by day
     per_day = queries.totals(engine, group_by=("day",))
     assert [(r.group["day"], r.jobs, r.amount) for r in per_day] == [
