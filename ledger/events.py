@@ -16,6 +16,8 @@ import orjson
 #: ``prev_hash`` of the first event in the log.
 GENESIS_HASH = "0" * 64
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class EventType(StrEnum):
     """The six transitions of a job (DESIGN.md, job lifecycle)."""
@@ -63,6 +65,11 @@ def to_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970 (the API's ``createdAt``, a job id's time), without floats."""
+    return (to_utc(moment) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def format_time(moment: datetime) -> str:

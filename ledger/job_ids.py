@@ -19,16 +19,14 @@ that one seed gives one run.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import uuid6
 
-from ledger.events import to_utc
+from ledger.events import epoch_ms
 
 #: bits after the time: version and variant bits are set over them (RFC 9562)
 RANDOM_BITS = 80
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def new_job_id() -> str:
@@ -44,5 +42,4 @@ def job_id_at(moment: datetime, random_bits: int) -> str:
     """
     if not 0 <= random_bits < 1 << RANDOM_BITS:
         raise ValueError(f"random_bits must be an unsigned {RANDOM_BITS}-bit number")
-    millis = (to_utc(moment) - _EPOCH) // timedelta(milliseconds=1)
-    return str(uuid6.UUID(int=(millis << RANDOM_BITS) | random_bits, version=7))
+    return str(uuid6.UUID(int=(epoch_ms(moment) << RANDOM_BITS) | random_bits, version=7))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger.errors import InvalidRequest, JobNotFound
-from ledger.events import StoredEvent, format_time, to_utc
+from ledger.events import StoredEvent, epoch_ms, format_time, to_utc
 from ledger.lifecycle import fold
 from ledger.request import wire_settlement
 from ledger.schema import events
@@ -27,15 +27,8 @@ from projections.schema import COMPLETED_ROWS, LIVE, WAITING_ROWS, ProjectionTab
 from projections.sql import read_checkpoint, reading
 from projections.stats import QueueStats, stats_from_rows
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 #: what ``totals`` can group by (currency is always a group)
 GROUPS = ("day", "user_id", "place_id", "mission_id")
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since 1970 (the original API's ``createdAt``), without floats."""
-    return (to_utc(moment) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def checkpoint(engine: Engine, tables: ProjectionTables = LIVE) -> int:

@@ -7,11 +7,10 @@ from datetime import date, timedelta
 import pytest
 
 from ledger.errors import IllegalTransition
-from ledger.events import EventType, StoredEvent
+from ledger.events import EventType, StoredEvent, epoch_ms
 from ledger.lifecycle import JobStatus
 from projections.fold import ENQUEUED, Changes, Fold, JobState, Totals
 from projections.memory import MemoryProjection
-from projections.queries import epoch_ms
 from projections.stats import balances, stats_from_jobs, stats_from_rows
 from tests.factories import T0, stored
 
