@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 
 from ledger.audit import checkpoint as checkpoints
+from ledger.audit import parallel
 from ledger.audit.export import ExportFormat, write_events
 from ledger.audit.queries import EventFilters, iter_events
 from ledger.audit.reconcile import (
@@ -68,13 +69,14 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Processes checking ranges of the log in parallel (worth it with cores "
-            "to spare beyond the database's).",
+            show_default=False,
+            help="Processes checking ranges of the log in parallel "
+            f"[default: one per CPU core, at most {parallel.MAX_DEFAULT_WORKERS}].",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Check the whole log: every hash and link, every job's versions and lifecycle.
 
@@ -95,7 +97,7 @@ def verify(
                 on_progress=lambda position: progress.update(
                     task, completed=position - from_position + 1
                 ),
-                workers=workers,
+                workers=parallel.default_workers() if workers is None else workers,
             )
     if as_json:
         print_json(_verify_record(result))
