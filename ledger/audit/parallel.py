@@ -45,9 +45,7 @@ def default_workers() -> int:
     steps. Two processes on the 2-core bench machine checked 1M events 1.9 times
     as fast as one, on SQLite and on PostgreSQL (bench/README.md).
     """
-    available = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    )
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(available or 1, MAX_DEFAULT_WORKERS))
 
 
