@@ -175,14 +175,16 @@ class EventStore(LogReader):
             raise ValueError("max_attempts must be at least 1")
         if delay is not None and delay < timedelta(0):
             raise ValueError("delay must not be negative")
+        # the requests' records, fingerprints and events are made before the append lock
+        # is taken: it serialises every writer of the log, so it is held only for what
+        # needs the log (the key look-up, ids, seals, the insert)
+        prepared = [_prepared(request, max_attempts, delay, actor) for request in requests]
         keys = [request.idempotency_key for request in requests]
         with self._opening(keys=keys) as (conn, head, opening):
             known = opening.known_keys
             results: list[EnqueueResult | None] = []
             appends: list[StreamAppend] = []
-            for request in requests:
-                record = request.as_record()  # dumped once: fingerprint and event data
-                key, fingerprint = request.idempotency_key, fingerprint_of(record)
+            for key, fingerprint, new in prepared:
                 if key in known:
                     job_id, seen = known[key]
                     if seen != fingerprint:
@@ -191,13 +193,6 @@ class EventStore(LogReader):
                     continue
                 job_id = self.new_job_id()
                 known[key] = (job_id, fingerprint)
-                data: dict[str, Any] = {
-                    "request": record,
-                    "fingerprint": fingerprint,
-                    "max_attempts": max_attempts,
-                    "due_at": None,
-                }
-                new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
                 appends.append(StreamAppend(job_id, 0, [new]))
                 results.append(None)
             stored = iter(self._insert(conn, head, appends))
@@ -270,6 +265,22 @@ class EventStore(LogReader):
         except sa_exc.IntegrityError as exc:
             raise LedgerError(f"the log refused the append: {exc.orig}") from None
         return stored
+
+
+def _prepared(
+    request: SettlementRequest, max_attempts: int, delay: timedelta | None, actor: str
+) -> tuple[str, str, NewEvent]:
+    """A request's key, fingerprint and ``enqueued`` event (its record dumped once for both)."""
+    record = request.as_record()
+    fingerprint = fingerprint_of(record)
+    data: dict[str, Any] = {
+        "request": record,
+        "fingerprint": fingerprint,
+        "max_attempts": max_attempts,
+        "due_at": None,
+    }
+    new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
+    return request.idempotency_key, fingerprint, new
 
 
 @dataclass(frozen=True, slots=True)
