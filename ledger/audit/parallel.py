@@ -42,8 +42,8 @@ def default_workers() -> int:
 
     One process cannot use a second core for the walk: the hashing is Python
     under one interpreter lock, and sqlite3 takes that lock back for every row it
-    steps. Two processes on the 2-core bench machine checked 1M events 1.9 times
-    as fast as one, on SQLite and on PostgreSQL (bench/README.md).
+    steps. Two processes on the 2-core bench machine checked 1M events 1.7 to 2.1
+    times as fast as one, on SQLite and on PostgreSQL (bench/README.md).
     """
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(available or 1, MAX_DEFAULT_WORKERS))
