@@ -4,8 +4,8 @@ A version 7 UUID is 48 bits of Unix time in milliseconds, then random bits.
 ``uuid_utils.uuid7`` (Rust's ``uuid`` crate, 0.2 µs an id against 3.2 µs for
 the pure-Python ``uuid6`` it replaced) keeps one process's ids increasing: ids
 made in the same millisecond carry a counter after the time (RFC 9562, method
-1), so a burst stays on the clock. Ids made later sort
-later, so every index keyed by a job id (the log's ``UNIQUE(job_id, version)``,
+1), so a burst stays on the clock. Ids made later sort later, so every index
+keyed by a job id (the log's ``UNIQUE(job_id, version)``,
 ``job_state``'s and the DLQ's keys) takes new ids at its right-hand edge, in
 pages that are already in memory, instead of at a random page of the whole
 index as a random (version 4) UUID does. Loading

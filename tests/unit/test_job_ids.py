@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -9,11 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.events import epoch_ms
 from ledger.job_ids import RANDOM_BITS, job_id_at, new_job_id
-
-
-def millis(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def test_new_ids_are_version_7_and_increase_on_the_clock() -> None:
@@ -25,7 +23,20 @@ def test_new_ids_are_version_7_and_increase_on_the_clock() -> None:
     # the first 48 bits are the time it was made, in milliseconds: a burst of many ids
     # in one millisecond does not push the time ahead of the clock
     made = [uuid.UUID(job_id).int >> RANDOM_BITS for job_id in (ids[0], ids[-1])]
-    assert millis(before) <= made[0] <= made[1] <= millis(after)
+    assert epoch_ms(before) <= made[0] <= made[1] <= epoch_ms(after)
+
+
+def _ids(count: int) -> list[str]:
+    return [new_job_id() for _ in range(count)]
+
+
+def test_forked_processes_make_different_ids() -> None:
+    """Services and API workers are forked: their ids share time and counter, not random bits."""
+    new_job_id()  # the generator's state exists before the fork
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        batches = pool.map(_ids, [20_000] * 4)
+    made = [job_id for batch in batches for job_id in batch]
+    assert len(set(made)) == len(made)
 
 
 def test_an_id_of_a_moment_carries_its_milliseconds_and_is_reproducible() -> None:
