@@ -179,7 +179,7 @@ class EventStore(LogReader):
         # is taken: it serialises every writer of the log, so it is held only for what
         # needs the log (the key look-up, ids, seals, the insert)
         prepared = [_prepared(request, max_attempts, delay, actor) for request in requests]
-        keys = [request.idempotency_key for request in requests]
+        keys = [key for key, _, _ in prepared]
         with self._opening(keys=keys) as (conn, head, opening):
             known = opening.known_keys
             results: list[EnqueueResult | None] = []
