@@ -23,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 Measure = dict[str, float]
+Log = Callable[[str], None]
 
 
 class NotAvailable(Exception):
@@ -82,6 +83,11 @@ class Outcome:
             "error": self.error,
         }
 
+    def settle(self) -> None:
+        """The medians of the runs so far."""
+        if self.runs:
+            self.figures = median_figures(self.runs)
+
 
 def median_figures(runs: Sequence[Measure]) -> Measure:
     keys = {key for run in runs for key in run}
@@ -99,22 +105,29 @@ def repeat(
     """Run ``fn`` ``repeats`` times; keep every run and the median of each figure."""
     outcome = Outcome(system, workload)
     for index in range(repeats):
-        try:
-            run = fn()
-        except NotAvailable as exc:
-            outcome.unavailable = str(exc)
-            log(f"  {system} / {workload}: not available: {exc}")
-            return outcome
-        except Exception as exc:  # a failing peer must not stop the other workloads
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            log(f"  {system} / {workload}: ERROR {outcome.error}")
+        if not run_once(outcome, fn, f"[{index + 1}/{repeats}]", log=log):
             break
-        outcome.runs.append(run)
-        shown = ", ".join(f"{k}={v:,.1f}" for k, v in run.items())
-        log(f"  {system} / {workload} [{index + 1}/{repeats}]: {shown}")
-    if outcome.runs:
-        outcome.figures = median_figures(outcome.runs)
+    outcome.settle()
     return outcome
+
+
+def run_once(outcome: Outcome, fn: Callable[[], Measure], tag: str, *, log: Log) -> bool:
+    """Run ``fn`` once into ``outcome``; False when it cannot run again (unavailable, failed)."""
+    name = f"{outcome.system} / {outcome.workload}"
+    try:
+        run = fn()
+    except NotAvailable as exc:
+        outcome.unavailable = str(exc)
+        log(f"  {name}: not available: {exc}")
+        return False
+    except Exception as exc:  # a failing peer must not stop the other workloads
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        log(f"  {name}: ERROR {outcome.error}")
+        return False
+    outcome.runs.append(run)
+    shown = ", ".join(f"{k}={v:,.1f}" for k, v in run.items())
+    log(f"  {name} {tag}: {shown}")
+    return True
 
 
 def rate(count: int, seconds: float) -> float:

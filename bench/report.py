@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +70,27 @@ class Table:
             return None
         return outcome.figures.get(figure)
 
+    def ratio(self, mine: str, theirs: str, workload: str, figure: str) -> float | None:
+        """``mine / theirs``: the median of the per-round ratios when both ran every round.
+
+        The queue workloads run in rounds, each system once per round back to
+        back (see ``bench.sections.queue_section``), so run ``i`` of one system
+        and run ``i`` of another were measured side by side. Otherwise (a system
+        stopped early, an older result file) the ratio of the medians.
+        """
+        a, b = self.by_key.get((mine, workload)), self.by_key.get((theirs, workload))
+        if a is None or b is None:
+            return None
+        pairs = [
+            (x[figure], y[figure])
+            for x, y in zip(a.runs, b.runs, strict=False)
+            if x.get(figure) and y.get(figure)
+        ]
+        if pairs and len(pairs) == len(a.runs) == len(b.runs):
+            return statistics.median(x / y for x, y in pairs)
+        x, y = a.figures.get(figure), b.figures.get(figure)
+        return x / y if x and y else None
+
     def cell(self, system: str, workload: str, figure: str) -> str:
         outcome = self.by_key.get((system, workload))
         if outcome is None:
@@ -102,17 +124,19 @@ def ratio_lines(table: Table, ledgers: Sequence[str], peers: Sequence[str]) -> l
         if not any(table.value(ledger, w, f) for w, f, _ in RATIO_COLUMNS):
             lines.append(f"- {ledger}: no queue figures yet (see footnotes), so no ratios.")
             continue
-        lines += ["", f"Ratio {ledger} / peer (> 1 means the ledger is faster):", ""]
+        lines += [
+            "",
+            f"Ratio {ledger} / peer (> 1 means the ledger is faster; the median of the "
+            "per-round ratios, each round running every system back to back):",
+            "",
+        ]
         header = "| peer | " + " | ".join(label for *_, label in RATIO_COLUMNS) + " |"
         lines += [header, "|" + "---|" * (len(RATIO_COLUMNS) + 1)]
         for peer in peers:
             cells = []
             for workload, figure, _ in RATIO_COLUMNS:
-                mine, theirs = (
-                    table.value(ledger, workload, figure),
-                    table.value(peer, workload, figure),
-                )
-                cells.append(f"{mine / theirs:.2f}x" if mine and theirs else EMPTY)
+                ratio = table.ratio(ledger, peer, workload, figure)
+                cells.append(f"{ratio:.2f}x" if ratio else EMPTY)
             lines.append(f"| {peer} | " + " | ".join(cells) + " |")
     return lines
 

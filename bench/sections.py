@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import ledger_log, ledger_plugins
-from bench.common import Measure, NotAvailable, Outcome, Sizes, repeat
+from bench.common import Measure, NotAvailable, Outcome, Sizes, repeat, run_once
 from bench.generate import generate
 from bench.peers import arq_peer, celery_peer, dramatiq_peer, procrastinate_peer, rq_peer
 from bench.peers.base import PeerContext
@@ -208,32 +209,81 @@ def ledger_systems(backends: list[str], work: Path) -> list[QueueSystem]:
 
 
 def queue_section(run: Run, ctx: PeerContext, systems: list[QueueSystem]) -> None:
+    """Every queue workload on every system, the repeats interleaved.
+
+    A round runs the workload once on each system, back to back, in an order
+    that rotates from round to round; the next round starts only when every
+    system has had its turn. This machine's speed drifts by 2-3x over minutes,
+    so a system measured in one block of minutes and its peer in another would
+    compare the machine's moods, not the systems: interleaved, each round's
+    figures are side by side, and the report's ratios are medians of the
+    per-round ratios.
+    """
+    with contextlib.ExitStack() as sessions:
+        ready = [system for system in systems if _open_session(run, ctx, system, sessions)]
+        for label, fns in _queue_workloads(run, ctx, ready):
+            _interleaved(run, label, fns)
+
+
+def _open_session(
+    run: Run, ctx: PeerContext, system: QueueSystem, sessions: contextlib.ExitStack
+) -> bool:
+    if system.session is None:
+        return True
+    try:
+        sessions.enter_context(system.session(ctx))
+    except NotAvailable as exc:
+        run.log(f"  {system.name}: not available: {exc}")
+        run.outcomes.append(Outcome(system.name, "enqueue-single", unavailable=str(exc)))
+        return False
+    return True
+
+
+Workload = tuple[str, dict[str, Callable[[], Measure]]]
+
+
+def _queue_workloads(run: Run, ctx: PeerContext, systems: list[QueueSystem]) -> list[Workload]:
+    """Each queue workload with the function that runs it once, per system that has it."""
     sizes = run.sizes
-    for system in systems:
-        try:
-            session = system.session(ctx) if system.session else contextlib.nullcontext()
-            with session:
-                _queue_workloads(run, ctx, system, sizes)
-        except NotAvailable as exc:
-            run.log(f"  {system.name}: not available: {exc}")
-            run.outcomes.append(Outcome(system.name, "enqueue-single", unavailable=str(exc)))
-
-
-def _queue_workloads(run: Run, ctx: PeerContext, system: QueueSystem, sizes: Sizes) -> None:
-    name = system.name
-    enqueue = system.enqueue
-    repeats = sizes.queue_repeats
-    if enqueue is not None and run.wants("enqueue"):
+    workloads: list[Workload] = []
+    if run.wants("enqueue"):
         for batched in (False, True):
-            label = "enqueue-batched" if batched else "enqueue-single"
-            run.measure(name, label, lambda b=batched: enqueue(ctx, sizes.jobs, b), repeats)
+            workloads.append(
+                (
+                    "enqueue-batched" if batched else "enqueue-single",
+                    {
+                        s.name: partial(s.enqueue, ctx, sizes.jobs, batched)
+                        for s in systems
+                        if s.enqueue is not None
+                    },
+                )
+            )
     if run.wants("drain"):
         for workers in (1, 2):
-            run.measure(
-                name,
-                f"drain-{workers}",
-                lambda w=workers: system.drain(ctx, sizes.jobs, w, False),
-                repeats,
+            workloads.append(
+                (
+                    f"drain-{workers}",
+                    {s.name: partial(s.drain, ctx, sizes.jobs, workers, False) for s in systems},
+                )
             )
     if run.wants("retry"):
-        run.measure(name, "retry-2", lambda: system.drain(ctx, sizes.retry_jobs, 2, True), repeats)
+        workloads.append(
+            ("retry-2", {s.name: partial(s.drain, ctx, sizes.retry_jobs, 2, True) for s in systems})
+        )
+    return workloads
+
+
+def _interleaved(run: Run, workload: str, fns: dict[str, Callable[[], Measure]]) -> None:
+    outcomes = {name: Outcome(name, workload) for name in fns}
+    names = list(fns)
+    rounds = run.sizes.queue_repeats
+    for index in range(rounds):
+        shift = index % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            outcome = outcomes[name]
+            if outcome.unavailable is None and outcome.error is None:
+                run_once(outcome, fns[name], f"[round {index + 1}/{rounds}]", log=run.log)
+    for outcome in outcomes.values():
+        outcome.settle()
+        run.outcomes.append(outcome)
+    run.on_outcome()
