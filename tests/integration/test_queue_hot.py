@@ -181,6 +181,41 @@ def test_big_batches_are_chunked(hot_queue: HotQueue) -> None:
     assert hot_queue.finish(ids) == 1234
 
 
+def test_a_job_twice_in_one_push_is_pushed_once(hot_queue: HotQueue) -> None:
+    assert hot_queue.push([("a", 0), ("b", 0), ("a", 0)]) == 2
+    assert hot_queue.depths().ready == 2
+
+
+def test_a_job_twice_in_one_move_goes_where_its_last_pair_says(hot_queue: HotQueue) -> None:
+    later = now_ms(hot_queue) + 60_000
+    assert hot_queue.move([("a", 0), ("a", later), ("b", later), ("b", 0)]) == 1
+    assert (hot_queue.holds("a"), hot_queue.holds("b")) == ("delayed", "ready")
+    depths = hot_queue.depths()
+    assert (depths.ready, depths.delayed) == (1, 1)
+
+
+def test_one_claim_and_one_promotion_bigger_than_a_lua_stack_slice(
+    hot_queue: HotQueue,
+) -> None:
+    # the scripts hand 4,000 values at a time to one command: 2,000 jobs with scores
+    now = now_ms(hot_queue)
+    ids = [f"j{n:05d}" for n in range(4321)]
+    hot_queue.push([(i, now + 3_600_000) for i in ids])
+    assert hot_queue.depths().delayed == 4321
+    hot_queue.client.zadd(hot_queue.keys.delayed, dict.fromkeys(ids, now - 1))
+    got = hot_queue.claim(5000, LEASE_MS, promote=5000)
+    assert sorted(got.job_ids) == ids
+    assert hot_queue.depths().inflight == 4321
+    assert hot_queue.finish(ids) == 4321
+
+
+def test_a_push_leaves_at_most_the_cap_of_wake_tokens(hot_queue: HotQueue) -> None:
+    hot_queue.push([(f"j{n}", 0) for n in range(100)])
+    assert hot_queue.client.llen(hot_queue.keys.notify) == hot_queue.wake_tokens
+    hot_queue.push([("one more", 0)])
+    assert hot_queue.client.llen(hot_queue.keys.notify) == hot_queue.wake_tokens
+
+
 def test_the_shared_real_redis_passes_the_eviction_check() -> None:
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:

@@ -11,21 +11,36 @@
 -- ARGV[2]  lease in ms
 -- ARGV[3]  most delayed jobs to promote in this call
 -- Returns {now ms, next due time in ms or -1, job id…}.
+-- redis.call(command, key, values…) in slices: unpack() is bounded by Lua's stack
+local function call_in_slices(command, key, values)
+    local total = 0
+    for i = 1, #values, 4000 do
+        total = total + redis.call(command, key, unpack(values, i, math.min(i + 3999, #values)))
+    end
+    return total
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
     tonumber(ARGV[3]))
+local promoted, places = {}, {}
 for i = 1, #due, 2 do
-    redis.call('ZREM', KEYS[2], due[i])
-    redis.call('ZADD', KEYS[1], due[i + 1], due[i])
+    promoted[#promoted + 1] = due[i]
+    places[#places + 1] = due[i + 1]
+    places[#places + 1] = due[i]
 end
+call_in_slices('ZREM', KEYS[2], promoted)
+call_in_slices('ZADD', KEYS[1], places)
 local result = {now, -1}
 local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
 local deadline = now + tonumber(ARGV[2])
+local leased = {}
 for i = 1, #popped, 2 do
-    redis.call('ZADD', KEYS[3], deadline, popped[i])
+    leased[#leased + 1] = deadline
+    leased[#leased + 1] = popped[i]
     result[#result + 1] = popped[i]
 end
+call_in_slices('ZADD', KEYS[3], leased)
 if redis.call('ZCARD', KEYS[1]) == 0 then
     redis.call('DEL', KEYS[4])
 end

@@ -9,26 +9,52 @@
 -- ARGV[1]  most wake-up tokens kept in notify
 -- ARGV[2…] pairs: job id, due time in ms (0 = due now)
 -- Returns the number of jobs made claimable now.
+--
+-- A handful of commands per call, not per job (see push.lua).
+-- redis.call(command, key, values…) in slices: unpack() is bounded by Lua's stack
+local function call_in_slices(command, key, values)
+    local total = 0
+    for i = 1, #values, 4000 do
+        total = total + redis.call(command, key, unpack(values, i, math.min(i + 3999, #values)))
+    end
+    return total
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cap = tonumber(ARGV[1])
-local woken = 0
+-- the last due time given for an id wins, as if the pairs were applied in turn
+local due_of, ids = {}, {}
 for i = 2, #ARGV, 2 do
-    local id, due = ARGV[i], tonumber(ARGV[i + 1])
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
+    local id = ARGV[i]
+    if due_of[id] == nil then
+        ids[#ids + 1] = id
+    end
+    due_of[id] = tonumber(ARGV[i + 1])
+end
+local ready, delayed = {}, {}
+for _, id in ipairs(ids) do
+    local due = due_of[id]
     if due > now then
-        redis.call('ZADD', KEYS[2], due, id)
+        delayed[#delayed + 1] = due
+        delayed[#delayed + 1] = id
     else
-        redis.call('ZADD', KEYS[1], now, id)
-        woken = woken + 1
+        ready[#ready + 1] = now
+        ready[#ready + 1] = id
     end
 end
-for _ = 1, math.min(woken, cap) do
-    redis.call('LPUSH', KEYS[4], '1')
+for k = 1, 3 do
+    call_in_slices('ZREM', KEYS[k], ids)
 end
-if woken > 0 then
+call_in_slices('ZADD', KEYS[1], ready)
+call_in_slices('ZADD', KEYS[2], delayed)
+local woken = #ready / 2
+local wake = math.min(woken, cap)
+if wake > 0 then
+    local tokens = {}
+    for k = 1, wake do
+        tokens[k] = '1'
+    end
+    redis.call('LPUSH', KEYS[4], unpack(tokens))
     redis.call('LTRIM', KEYS[4], 0, cap - 1)
 end
 return woken

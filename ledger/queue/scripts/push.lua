@@ -9,28 +9,58 @@
 -- ARGV[1]  most wake-up tokens kept in notify
 -- ARGV[2…] pairs: job id, due time in ms (0 = due now)
 -- Returns the number of jobs pushed.
+--
+-- A handful of commands per call, not per job (ZMSCORE, one ZADD per set, one
+-- LPUSH): most of a per-job loop of redis.call() was the calls' own overhead.
+-- redis.call(command, key, values…) in slices: unpack() is bounded by Lua's stack
+local function call_in_slices(command, key, values)
+    local total = 0
+    for i = 1, #values, 4000 do
+        total = total + redis.call(command, key, unpack(values, i, math.min(i + 3999, #values)))
+    end
+    return total
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cap = tonumber(ARGV[1])
-local pushed, woken = 0, 0
+local ids = {}
 for i = 2, #ARGV, 2 do
-    local id, due = ARGV[i], tonumber(ARGV[i + 1])
-    if not redis.call('ZSCORE', KEYS[1], id) and not redis.call('ZSCORE', KEYS[2], id)
-        and not redis.call('ZSCORE', KEYS[3], id) then
+    ids[#ids + 1] = ARGV[i]
+end
+if #ids == 0 then
+    return 0
+end
+-- ARGV holds at most a chunk of the caller's ids (hotqueue.CHUNK), well inside the stack
+local in_ready = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+local in_delayed = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+local in_flight = redis.call('ZMSCORE', KEYS[3], unpack(ids))
+local ready, delayed, seen = {}, {}, {}
+local pushed, woken = 0, 0
+for j, id in ipairs(ids) do
+    if not (in_ready[j] or in_delayed[j] or in_flight[j] or seen[id]) then
+        seen[id] = true
+        local due = tonumber(ARGV[2 * j + 1])
         if due > now then
-            redis.call('ZADD', KEYS[2], due, id)
+            delayed[#delayed + 1] = due
+            delayed[#delayed + 1] = id
         else
             -- a job due in the past keeps its due time as its place in line
-            redis.call('ZADD', KEYS[1], due > 0 and due or now, id)
+            ready[#ready + 1] = due > 0 and due or now
+            ready[#ready + 1] = id
             woken = woken + 1
         end
         pushed = pushed + 1
     end
 end
-for _ = 1, math.min(woken, cap) do
-    redis.call('LPUSH', KEYS[4], '1')
-end
-if woken > 0 then
+call_in_slices('ZADD', KEYS[1], ready)
+call_in_slices('ZADD', KEYS[2], delayed)
+local wake = math.min(woken, cap)
+if wake > 0 then
+    local tokens = {}
+    for k = 1, wake do
+        tokens[k] = '1'
+    end
+    redis.call('LPUSH', KEYS[4], unpack(tokens))
     redis.call('LTRIM', KEYS[4], 0, cap - 1)
 end
 return pushed
