@@ -56,6 +56,13 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
+#: the idempotency key's column, and the unique index that gives each key one job
+KEY_COLUMN = events_table.c.idempotency_key.name
+KEY_INDEX = next(
+    str(index.name)
+    for index in events_table.indexes
+    if index.unique and [column.name for column in index.columns] == [KEY_COLUMN]
+)
 #: SQLite's limit is 32,766 bound values per statement; 500 rows use 6,500
 _SQLITE_CHUNK = 500
 
@@ -96,6 +103,9 @@ class AppendSQL(Protocol):
 
     def time_value(self, moment: datetime) -> Any:
         """``occurred_at`` as the driver takes it for this backend."""
+
+    def is_key_taken(self, error: sa_exc.IntegrityError) -> bool:
+        """Whether ``error`` is the unique index on the idempotency key refusing a row."""
 
 
 def for_dialect(dialect: Dialect) -> AppendSQL:
@@ -172,6 +182,10 @@ class SqliteAppendSQL:
 
     def time_value(self, moment: datetime) -> Any:
         return self._bind_time(moment) if self._bind_time is not None else moment
+
+    def is_key_taken(self, error: sa_exc.IntegrityError) -> bool:
+        # SQLite names the columns of the unique index it enforced
+        return f"events.{KEY_COLUMN}" in str(error.orig) and "UNIQUE" in str(error.orig)
 
 
 @lru_cache(maxsize=64)
@@ -250,6 +264,10 @@ class PostgresAppendSQL:
 
     def time_value(self, moment: datetime) -> Any:
         return moment
+
+    def is_key_taken(self, error: sa_exc.IntegrityError) -> bool:
+        diagnosis = getattr(error.orig, "diag", None)
+        return getattr(diagnosis, "constraint_name", None) == KEY_INDEX
 
 
 def _query(driver: Any, statement: str, values: list[str]) -> Any:

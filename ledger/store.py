@@ -98,6 +98,9 @@ class EventStore(LogReader):
         #: job ids for new jobs (time-ordered UUIDs; a seeded source makes demos reproducible)
         self.new_job_id = new_job_id
         self._sqlite = is_sqlite(engine)
+        #: look the batch's keys up before inserting (see ``enqueue_many``); turned on
+        #: by a key the log already held, off again by a batch of only new keys
+        self._look_up_keys = False
 
     # -- writing -----------------------------------------------------------------
 
@@ -170,6 +173,13 @@ class EventStore(LogReader):
         All or nothing: one conflicting key (against the log or within the batch)
         raises ``IdempotencyConflict`` and appends nothing. A key repeated with
         the same request maps to the one job.
+
+        Keys are new far more often than not, so the batch is first inserted
+        without looking its keys up: the log's unique index on the key refuses
+        one it already holds, the transaction rolls back, and the batch is
+        written again with the look-up. After such a batch the look-up stays on
+        until a batch holds only new keys (a client retrying a batch pays one
+        failed insert, not one per retry).
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -179,9 +189,25 @@ class EventStore(LogReader):
         # is taken: it serialises every writer of the log, so it is held only for what
         # needs the log (the key look-up, ids, seals, the insert)
         prepared = [_prepared(request, max_attempts, delay, actor) for request in requests]
-        keys = [key for key, _, _ in prepared]
+        if not self._look_up_keys:
+            try:
+                return self._enqueue_prepared(prepared, look_up=False)
+            except _KeyTaken:
+                self._look_up_keys = True
+        try:
+            return self._enqueue_prepared(prepared, look_up=True)
+        except _KeyTaken as taken:
+            # every writer holds the append lock, so a key looked up under it stays free
+            raise LedgerError(f"the log refused the append: {taken}") from None
+
+    def _enqueue_prepared(
+        self, prepared: Sequence[_Prepared], *, look_up: bool
+    ) -> list[EnqueueResult]:
+        keys = [key for key, _, _ in prepared] if look_up else []
         with self._opening(keys=keys) as (conn, head, opening):
             known = opening.known_keys
+            if look_up and not known:
+                self._look_up_keys = False
             results: list[EnqueueResult | None] = []
             appends: list[StreamAppend] = []
             for key, fingerprint, new in prepared:
@@ -263,13 +289,23 @@ class EventStore(LogReader):
         try:
             self._sql.insert(conn, rows)
         except sa_exc.IntegrityError as exc:
+            if self._sql.is_key_taken(exc):
+                raise _KeyTaken(str(exc.orig)) from None
             raise LedgerError(f"the log refused the append: {exc.orig}") from None
         return stored
 
 
+class _KeyTaken(Exception):
+    """The insert met an idempotency key the log already holds (the transaction rolled back)."""
+
+
+#: a request's idempotency key, fingerprint and ``enqueued`` event
+_Prepared = tuple[str, str, NewEvent]
+
+
 def _prepared(
     request: SettlementRequest, max_attempts: int, delay: timedelta | None, actor: str
-) -> tuple[str, str, NewEvent]:
+) -> _Prepared:
     """A request's key, fingerprint and ``enqueued`` event (its record dumped once for both)."""
     record = request.as_record()
     fingerprint = fingerprint_of(record)

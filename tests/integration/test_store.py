@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -142,6 +144,58 @@ def test_same_key_same_request_returns_the_job(store: EventStore, engine: Engine
     again = store.enqueue(request(), max_attempts=3)
     assert (again.job_id, again.created) == (first.job_id, False)
     assert count(engine) == 1
+
+
+def test_a_batch_with_known_keys_writes_only_the_new_ones(
+    store: EventStore, engine: Engine
+) -> None:
+    # the first try inserts without a look-up and is refused by the key's unique
+    # index; the retry looks the keys up, all under one append lock
+    old = store.enqueue_many([request(idempotency_key=f"k{n}") for n in (1, 2)], max_attempts=3)
+    mixed = store.enqueue_many(
+        [request(idempotency_key=f"k{n}") for n in (0, 1, 2, 3)], max_attempts=3
+    )
+    assert [r.created for r in mixed] == [True, False, False, True]
+    assert [r.job_id for r in mixed[1:3]] == [r.job_id for r in old]
+    assert count(engine) == 4
+    assert [e.position for e in store.read_all()] == [1, 2, 3, 4]
+    assert_chain(store)
+
+
+def test_the_key_look_up_runs_only_while_keys_come_back(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up: list[list[str]] = []
+    sql = store._sql
+    opening = sql.open
+
+    def spy(conn: sa.Connection, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()) -> Any:
+        looked_up.append(list(keys))
+        return opening(conn, keys=keys, job_ids=job_ids)
+
+    monkeypatch.setattr(sql, "open", spy)
+    store.enqueue_many([request(idempotency_key="a")], max_attempts=3)
+    store.enqueue_many([request(idempotency_key=k) for k in "ab"], max_attempts=3)
+    store.enqueue_many([request(idempotency_key=k) for k in "bc"], max_attempts=3)
+    store.enqueue_many([request(idempotency_key="d")], max_attempts=3)
+    store.enqueue_many([request(idempotency_key="e")], max_attempts=3)
+    # a new key: no look-up; a known key: refused, then looked up; the look-up stays on
+    # while it finds known keys, and turns off after a batch in which it found none
+    assert looked_up == [[], [], ["a", "b"], ["b", "c"], ["d"], []]
+    assert [e.idempotency_key for e in store.read_all()] == ["a", "b", "c", "d", "e"]
+
+
+# every character an array literal treats specially, and words it would read as NULL
+AWKWARD_KEYS = ['a"b', "c\\d", "e,f", "{g}", "NULL", "null", " h ", "é-키", "'", '\\"']
+
+
+def test_awkward_keys_are_found_again(store: EventStore, engine: Engine) -> None:
+    requests = [request(idempotency_key=key) for key in AWKWARD_KEYS]
+    first = store.enqueue_many(requests, max_attempts=3)
+    again = store.enqueue_many(requests, max_attempts=3)
+    assert [r.job_id for r in again] == [r.job_id for r in first]
+    assert not any(r.created for r in again)
+    assert len({r.job_id for r in first}) == len(AWKWARD_KEYS) == count(engine)
 
 
 @pytest.mark.parametrize(
