@@ -77,8 +77,9 @@ def translate_errors() -> Iterator[None]:
 
 def _load_scripts(client: redis.Redis) -> dict[str, Script]:
     folder = resources.files("ledger.queue") / "scripts"
+    prelude = (folder / "prelude.lua").read_text(encoding="utf-8")
     return {
-        name: client.register_script((folder / f"{name}.lua").read_text(encoding="utf-8"))
+        name: client.register_script(prelude + (folder / f"{name}.lua").read_text(encoding="utf-8"))
         for name in SCRIPTS
     }
 

@@ -11,14 +11,7 @@
 -- ARGV[2]  lease in ms
 -- ARGV[3]  most delayed jobs to promote in this call
 -- Returns {now ms, next due time in ms or -1, job id…}.
--- redis.call(command, key, values…) in slices: unpack() is bounded by Lua's stack
-local function call_in_slices(command, key, values)
-    local total = 0
-    for i = 1, #values, 4000 do
-        total = total + redis.call(command, key, unpack(values, i, math.min(i + 3999, #values)))
-    end
-    return total
-end
+-- (call_in_slices comes from prelude.lua, loaded in front of every script)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
