@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from bench.common import Measure, rate
 from bench.generate import enqueued, request_record
-from ledger.append_sql import COLUMNS
+from ledger.append_sql import COLUMNS, PG_COPY, PG_COPY_TYPES
 from ledger.db import create_engine
 from ledger.request import SettlementRequest
 from ledger.store import EventStore, StreamAppend
@@ -160,15 +160,16 @@ def floor_insert(url: str, rows: Sequence[tuple[Any, ...]], batch: int) -> Measu
 
 
 def floor_copy(url: str, rows: Sequence[tuple[Any, ...]], batch: int) -> Measure:
-    """PostgreSQL only: ``COPY … FROM STDIN`` of ``batch`` rows per transaction, driver only.
+    """PostgreSQL only: binary ``COPY … FROM STDIN`` of ``batch`` rows per transaction.
 
-    The store appends with ``COPY`` on PostgreSQL (less client CPU than a
-    multi-row ``INSERT``), so this is its own path's floor.
+    The store appends with a binary ``COPY`` on PostgreSQL (less client CPU than
+    a multi-row ``INSERT`` or a text ``COPY``), so this is its own path's floor.
     """
     with raw_connection(url) as conn:
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
-            with conn.cursor().copy(f"COPY events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with conn.cursor().copy(PG_COPY) as copy:
+                copy.set_types(PG_COPY_TYPES)
                 for row in rows[start : start + batch]:
                     copy.write_row(row)
             conn.commit()
