@@ -13,7 +13,7 @@ WIRE_TYPE = {sa.BigInteger: "int8", sa.Integer: "int4", sa.DateTime: "timestampt
 
 
 def test_every_column_has_its_wire_type() -> None:
-    assert COLUMNS == tuple(column.name for column in events.columns)
+    assert tuple(column.name for column in events.columns) == COLUMNS
     for column, wire in zip(events.columns, PG_COPY_TYPES, strict=True):
         expected = next(
             (name for kind, name in WIRE_TYPE.items() if isinstance(column.type, kind)), "text"
