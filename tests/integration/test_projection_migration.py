@@ -107,9 +107,11 @@ def waiting_index(engine: Engine) -> tuple[str, int]:
             ).scalar_one()
             return str(definition), int(rows)
         conn.exec_driver_sql("ANALYZE job_state")
+        # resolved through the search path: the test's own schema, whatever other
+        # schemas of the database hold
         definition, rows = conn.exec_driver_sql(
-            "SELECT indexdef, reltuples FROM pg_indexes JOIN pg_class ON relname = indexname "
-            "WHERE indexname = 'ix_job_state_waiting_due_at'"
+            "SELECT pg_get_indexdef(oid), reltuples FROM pg_class "
+            "WHERE oid = to_regclass('ix_job_state_waiting_due_at')"
         ).one()
         return str(definition), int(rows)
 
