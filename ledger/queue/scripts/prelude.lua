@@ -16,3 +16,17 @@ local function call_in_slices(command, key, values)
     end
     return total
 end
+
+-- wake up to `woken` blocked claimers: one token each in the `notify` list, which
+-- keeps at most `cap` of them
+local function wake(notify, woken, cap)
+    local count = math.min(woken, cap)
+    if count > 0 then
+        local tokens = {}
+        for k = 1, count do
+            tokens[k] = '1'
+        end
+        redis.call('LPUSH', notify, unpack(tokens))
+        redis.call('LTRIM', notify, 0, cap - 1)
+    end
+end

@@ -12,7 +12,7 @@
 --
 -- A handful of commands per call, not per job (ZMSCORE, one ZADD per set, one
 -- LPUSH): most of a per-job loop of redis.call() was the calls' own overhead.
--- (call_in_slices comes from prelude.lua, loaded in front of every script)
+-- (call_in_slices and wake come from prelude.lua, loaded in front of every script)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cap = tonumber(ARGV[1])
@@ -47,13 +47,5 @@ for j, id in ipairs(ids) do
 end
 call_in_slices('ZADD', KEYS[1], ready)
 call_in_slices('ZADD', KEYS[2], delayed)
-local wake = math.min(woken, cap)
-if wake > 0 then
-    local tokens = {}
-    for k = 1, wake do
-        tokens[k] = '1'
-    end
-    redis.call('LPUSH', KEYS[4], unpack(tokens))
-    redis.call('LTRIM', KEYS[4], 0, cap - 1)
-end
+wake(KEYS[4], woken, cap)
 return pushed
