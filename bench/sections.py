@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import ledger_log, ledger_plugins
-from bench.common import Measure, NotAvailable, Outcome, Sizes, repeat, run_once
+from bench.common import Log, Measure, NotAvailable, Outcome, Sizes, repeat, run_once
 from bench.generate import generate
 from bench.peers import arq_peer, celery_peer, dramatiq_peer, procrastinate_peer, rq_peer
 from bench.peers.base import PeerContext
 from bench.services import ledger_database
 from ledger.db import create_engine
-
-Log = Callable[[str], None]
 
 
 @dataclass
