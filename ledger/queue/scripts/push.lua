@@ -28,7 +28,6 @@ local in_ready = redis.call('ZMSCORE', KEYS[1], unpack(ids))
 local in_delayed = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local in_flight = redis.call('ZMSCORE', KEYS[3], unpack(ids))
 local ready, delayed, seen = {}, {}, {}
-local pushed, woken = 0, 0
 for j, id in ipairs(ids) do
     if not (in_ready[j] or in_delayed[j] or in_flight[j] or seen[id]) then
         seen[id] = true
@@ -40,12 +39,11 @@ for j, id in ipairs(ids) do
             -- a job due in the past keeps its due time as its place in line
             ready[#ready + 1] = due > 0 and due or now
             ready[#ready + 1] = id
-            woken = woken + 1
         end
-        pushed = pushed + 1
     end
 end
 call_in_slices('ZADD', KEYS[1], ready)
 call_in_slices('ZADD', KEYS[2], delayed)
-wake(KEYS[4], woken, cap)
-return pushed
+-- each table holds a score and an id per job
+wake(KEYS[4], #ready / 2, cap)
+return (#ready + #delayed) / 2
