@@ -4,16 +4,10 @@
 ``{"events": …, "seconds": …, "peak_rss_mb": …}`` (peak RSS: the child's own
 ``VmHWM``, i.e. the whole child: interpreter, imports, work;
 ``verify-2`` also reports ``workers_peak_rss_mb``, the largest of its workers).
-Exit 3 with ``{"unavailable": "…"}`` when the module is not there yet.
-
-The adapters below are the plug-in points: each is the one call into a module
-another issue owns. They follow those modules' interfaces as written in their
-worktrees on 2026-11-26; if a merge changes a signature, fix it here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import resource
 import sys
 import time
@@ -21,25 +15,14 @@ from typing import Any
 
 import orjson
 
+from ledger.audit import verify as audit_verify
 from ledger.db import create_engine
 from ledger.store import EventStore
-
-
-def require(module: str) -> None:
-    """``NotAvailable``-style check without importing bench.common (keep the child lean)."""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        raise LookupError(f"not available yet: {module} missing")
+from projections import runner
 
 
 def rebuild(url: str) -> int:
-    """Full rebuild of every projection from event 0 (issue 4: ``projections.runner``)."""
-    require("projections.runner")
-    from projections import runner
-
+    """Full rebuild of every projection from event 0 (``projections.runner.rebuild``)."""
     engine = create_engine(url)
     try:
         # rebuild returns the live position reached: the event count of a gap-free log
@@ -49,10 +32,7 @@ def rebuild(url: str) -> int:
 
 
 def verify(url: str, workers: int = 1) -> int:
-    """The tamper-evidence walk over the whole log (issue 6: ``ledger.audit.verify``)."""
-    require("ledger.audit.verify")
-    from ledger.audit import verify as audit_verify
-
+    """The tamper-evidence walk over the whole log (``ledger.audit.verify.verify_log``)."""
     engine = create_engine(url)
     try:
         result = audit_verify.verify_log(engine, workers=workers)
@@ -91,13 +71,9 @@ def _peak_rss_kb() -> int:
 def main(argv: list[str]) -> int:
     name, url = argv
     out: dict[str, Any]
-    try:
-        started = time.perf_counter()
-        events = WORKLOADS[name](url)
-        seconds = time.perf_counter() - started
-    except LookupError as exc:
-        sys.stdout.write(orjson.dumps({"unavailable": str(exc)}).decode() + "\n")
-        return 3
+    started = time.perf_counter()
+    events = WORKLOADS[name](url)
+    seconds = time.perf_counter() - started
     peak_kb = _peak_rss_kb()
     out = {"events": events, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}
     workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -1,31 +1,14 @@
-"""Plug-in points for the ledger workloads that need code from other issues.
+"""The ledger's side of each workload: the same calls a service, a worker and an auditor make.
 
-Each function raises ``NotAvailable("not available yet: <module> missing")``
-until that module is merged, and runs the workload once it is:
-
-=====================  ==========================================  ==========
-workload               needs                                        issue
-=====================  ==========================================  ==========
-``ledger_enqueue``     ``ledger.worker`` present (the service then  3
-                       reaches Redis); ``Ledger.enqueue_many`` for
-                       the batched variant
-``ledger_drain``       ``ledger worker --handler M:F --concurrency  3
-                       N`` (CLI), ``LEDGER_*`` settings
-``rebuild``            ``projections.runner.rebuild(store)``        4
-``verify``             ``ledger.audit.verify.verify_log(engine)``   6
-``audit_queries``      ``projections.queries.dlq_page/totals``,     4, 6
-                       ``ledger.audit.queries.fetch_events``
-=====================  ==========================================  ==========
-
-The one-call adapters for rebuild and verify live in bench/child.py (run in a
-child process for a clean peak RSS); the handler the ledger worker runs is
-bench/ledger_handler.py. Those and the functions below are the only places to
-touch when a merged interface differs.
+Enqueue goes through ``Ledger.enqueue`` / ``Ledger.enqueue_many``, the drain
+through ``ledger worker`` processes running bench/ledger_handler.py, rebuild
+and verify in a child process (bench/child.py, for a clean peak RSS), and the
+audit queries through ``EventStore.read_stream``, ``projections.queries`` and
+``ledger.audit.queries``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import statistics
 import subprocess
@@ -34,32 +17,26 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from bench.common import Measure, NotAvailable, child_env, rate
+from bench.common import Measure, child_env, rate
 from bench.generate import START, request_record
 from bench.jobs import MAX_ATTEMPTS, kind_of
 from bench.peers.base import PeerContext, drain
+from ledger.audit import queries as audit_queries
 from ledger.db import create_engine
 from ledger.request import SettlementRequest
+from ledger.service import Ledger, build_ledger
+from ledger.settings import Settings
 from ledger.store import EventStore
+from projections import queries
 
 BATCH = 100
 
 
-def require(module: str) -> None:
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        raise NotAvailable(f"not available yet: {module} missing")
-
-
-# -- queue workloads (issue 3) -------------------------------------------------
+# -- queue workloads ------------------------------------------------------------
 
 
 def _settings_env(ctx: PeerContext, url: str, queue: str) -> dict[str, str]:
@@ -73,10 +50,7 @@ def _settings_env(ctx: PeerContext, url: str, queue: str) -> dict[str, str]:
     }
 
 
-def _build(ctx: PeerContext, url: str, queue: str) -> Any:
-    from ledger.service import build_ledger
-    from ledger.settings import Settings
-
+def _build(ctx: PeerContext, url: str, queue: str) -> Ledger:
     env = _settings_env(ctx, url, queue)
     return build_ledger(
         Settings(
@@ -102,22 +76,17 @@ def _requests(n: int, retry_mix: bool) -> list[SettlementRequest]:
     return requests
 
 
-def _enqueue_all(ledger: Any, requests: list[SettlementRequest], batched: bool) -> None:
+def _enqueue_all(ledger: Ledger, requests: list[SettlementRequest], batched: bool) -> None:
     if not batched:
         for request in requests:
             ledger.enqueue(request, max_attempts=MAX_ATTEMPTS)
         return
-    enqueue_many = getattr(ledger, "enqueue_many", None)
-    if enqueue_many is None:
-        raise NotAvailable("not available yet: Ledger.enqueue_many missing")
-    # TODO(merge, issue 3): the batched call's signature, if it differs
     for start in range(0, len(requests), BATCH):
-        enqueue_many(requests[start : start + BATCH], max_attempts=MAX_ATTEMPTS)
+        ledger.enqueue_many(requests[start : start + BATCH], max_attempts=MAX_ATTEMPTS)
 
 
 def ledger_enqueue(ctx: PeerContext, url: str, n: int, batched: bool) -> Measure:
     """Enqueue through the Ledger service (SQL log, then the Redis hot queue)."""
-    require("ledger.worker")
     requests = _requests(n, retry_mix=False)
     ledger = _build(ctx, url, f"b{uuid.uuid4().hex[:8]}")
     try:
@@ -155,7 +124,6 @@ def ledger_drain(
     ctx: PeerContext, url: str, n: int, workers: int, retry_mix: bool, *, name: str
 ) -> Measure:
     """N jobs through ``ledger worker`` processes; also events/s written by the workers."""
-    require("ledger.worker")
     queue = f"b{uuid.uuid4().hex[:8]}"
     requests = _requests(n, retry_mix)
     before: list[int] = []
@@ -163,7 +131,7 @@ def ledger_drain(
     def enqueue_all(_count: int, _mix: bool) -> None:
         ledger = _build(ctx, url, queue)
         try:
-            _enqueue_all(ledger, requests, batched=hasattr(ledger, "enqueue_many"))
+            _enqueue_all(ledger, requests, batched=True)
         finally:
             ledger.close()
         before.append(_log_size(url))
@@ -200,11 +168,10 @@ def ledger_drain(
     return figures
 
 
-# -- rebuild and verify (issues 4 and 6), in a child process --------------------
+# -- rebuild and verify, in a child process -------------------------------------
 
 
-def run_child(workload: str, url: str, module: str) -> Measure:
-    require(module)
+def run_child(workload: str, url: str) -> Measure:
     proc = subprocess.run(
         [sys.executable, "-m", "bench.child", workload, url],
         env=child_env({}),
@@ -216,8 +183,6 @@ def run_child(workload: str, url: str, module: str) -> Measure:
     if not lines:
         raise RuntimeError(f"bench.child {workload} failed: {proc.stderr.decode()[-2000:]}")
     out = orjson.loads(lines[-1])
-    if "unavailable" in out:
-        raise NotAvailable(out["unavailable"])
     if proc.returncode != 0:
         raise RuntimeError(f"bench.child {workload} exited {proc.returncode}")
     figures = {
@@ -231,16 +196,16 @@ def run_child(workload: str, url: str, module: str) -> Measure:
 
 
 def rebuild(url: str) -> Measure:
-    return run_child("rebuild", url, "projections.runner")
+    return run_child("rebuild", url)
 
 
 def verify(url: str) -> Measure:
-    return run_child("verify", url, "ledger.audit.verify")
+    return run_child("verify", url)
 
 
 def verify_2(url: str) -> Measure:
     """``verify_log(engine, workers=2)``: ranges of the log over 2 worker processes."""
-    return run_child("verify-2", url, "ledger.audit.verify")
+    return run_child("verify-2", url)
 
 
 # -- audit query latencies ------------------------------------------------------
@@ -274,7 +239,7 @@ def _sample_job_ids(engine: sa.Engine, count: int) -> list[str]:
 
 
 def audit_job_history(url: str, count: int) -> Measure:
-    """One job's full history (``EventStore.read_stream``): available now."""
+    """One job's full history (``EventStore.read_stream``)."""
     engine = create_engine(url)
     try:
         store = EventStore(engine)
@@ -285,10 +250,7 @@ def audit_job_history(url: str, count: int) -> Measure:
 
 
 def audit_dlq_page(url: str, count: int) -> Measure:
-    """The first page of the DLQ view (issue 4); needs the projections rebuilt first."""
-    require("projections.queries")
-    from projections import queries
-
+    """The first page of the DLQ view; needs the projections rebuilt first."""
     engine = create_engine(url)
     try:
         return latencies(lambda _i: queries.dlq_page(engine, 0, 49), count)
@@ -297,10 +259,7 @@ def audit_dlq_page(url: str, count: int) -> Measure:
 
 
 def audit_totals_per_day(url: str, count: int) -> Measure:
-    """Completed totals per currency per day over the whole log (issue 4)."""
-    require("projections.queries")
-    from projections import queries
-
+    """Completed totals per currency per day over the whole log."""
     engine = create_engine(url)
     try:
         return latencies(lambda _i: queries.totals(engine, group_by=("day",)), count)
@@ -309,10 +268,7 @@ def audit_totals_per_day(url: str, count: int) -> Measure:
 
 
 def audit_user_day(url: str, count: int, days: int = 30) -> Measure:
-    """One user's events for one day (issue 6: ``ledger.audit.queries``)."""
-    require("ledger.audit.queries")
-    from ledger.audit import queries as audit_queries
-
+    """One user's events for one day (``ledger.audit.queries``)."""
     rng = random.Random(6)
     engine = create_engine(url)
 

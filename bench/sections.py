@@ -191,14 +191,12 @@ def ledger_systems(backends: list[str], work: Path) -> list[QueueSystem]:
         name = f"ledger-{backend}"
 
         def enqueue(ctx: PeerContext, n: int, batched: bool, backend: str = backend) -> Measure:
-            ledger_plugins.require("ledger.worker")
             with ledger_database(backend, work) as url:
                 return ledger_plugins.ledger_enqueue(ctx, url, n, batched)
 
         def run_drain(
             ctx: PeerContext, n: int, w: int, mix: bool, backend: str = backend, name: str = name
         ) -> Measure:
-            ledger_plugins.require("ledger.worker")
             with ledger_database(backend, work) as url:
                 return ledger_plugins.ledger_drain(ctx, url, n, w, mix, name=name)
 
