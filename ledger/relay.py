@@ -17,7 +17,10 @@ live workers is safe: a job already ready, delayed or in flight stays where it i
   right after its commit). It re-reads their last events first, so it acts on
   where the log stands now. This closes the gap a crash between commit and
   push leaves, and relays jobs enqueued by other processes into an in-process
-  (fakeredis) queue.
+  (fakeredis) queue. A job stays pending until Redis has acknowledged its push:
+  a sweep that fails (Redis away, out of memory, read-only after a failover)
+  leaves it for the next one, so every live job is back in the queue one
+  sweep after Redis takes writes again, without a restart or a ``recover``.
 
 A job pushed from a read that a concurrent worker has since overtaken (it
 finished the job meanwhile) costs one refused claim: the claim reads the log
@@ -81,12 +84,13 @@ class Relay:
         # Jobs changed after this head are left to their writers, which reflect them
         # in Redis after their commit, and to the sweep, which tails from here: a
         # lease granted meanwhile and already ended must not be restored.
-        self.position = self.store.head().position
-        self.pending.clear()
+        # The relay's own position and pending jobs change only once every push is
+        # acknowledged: a recovery that fails halfway is tried again whole.
+        head = self.store.head().position
         live = pushed = restored = 0
         after = 0
         while True:
-            page = self.store.unfinished(after, self.page_size, until=self.position)
+            page = self.store.unfinished(after, self.page_size, until=head)
             page_pushed, page_restored = self._push(page)
             live += len(page)
             pushed += page_pushed
@@ -95,6 +99,8 @@ class Relay:
                 break
             after = page[-1].position
         self.queue.mark_recovered()
+        self.position = head
+        self.pending.clear()
         return RelayReport(self.position, live, pushed, restored, recovered=True)
 
     def sweep(self) -> RelayReport:
@@ -116,10 +122,12 @@ class Relay:
                 self.pending.pop(job_id, None)
         cutoff = now - self.grace_seconds
         ripe = [job_id for job_id, seen in self.pending.items() if seen <= cutoff]
-        for job_id in ripe:
-            del self.pending[job_id]
         last_events = self.store.latest_events(ripe) if ripe else {}
         pushed, restored = self._push(last_events.values(), restore_leases=False)
+        # only now that Redis took them: a refused push (Redis away, out of memory,
+        # read-only) keeps them pending, and the next sweep tries again
+        for job_id in ripe:
+            del self.pending[job_id]
         return RelayReport(self.position, len(self.pending), pushed, restored)
 
     def _push(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,8 +86,10 @@ class Ledger:
     ) -> EnqueueResult:
         """Append ``enqueued`` (idempotent per key), then push the new job to Redis.
 
-        If Redis is down after the commit the job is still enqueued (the log is
-        the truth) and the relay pushes it later; the caller is not told to retry.
+        If Redis is away or refuses the push after the commit, the job is still
+        enqueued (the log is the truth): the result says ``queued=False`` and the
+        relay's sweep pushes it once Redis takes writes again. The caller is told
+        the job exists, never that it failed (invariant 11).
         """
         (result,) = self.enqueue_many(
             [request], delay=delay, max_attempts=max_attempts, actor=actor
@@ -115,8 +117,12 @@ class Ledger:
                 self.queue.push([(job.job_id, placement(job)[1]) for job in jobs], jobs)
             except QueueUnavailable as error:
                 log.warning(
-                    "%d jobs enqueued but not pushed (%s); the relay will", len(jobs), error
+                    "%d jobs enqueued but not queued yet (%s); the sweep queues them "
+                    "when Redis takes writes again",
+                    len(jobs),
+                    error.message,
                 )
+                return [replace(r, queued=False) if r.created else r for r in results]
         return results
 
     # -- claiming ----------------------------------------------------------------

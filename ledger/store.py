@@ -76,11 +76,18 @@ class AppendResult:
 
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
-    """The job a request maps to; ``created`` is false when the key was seen before."""
+    """The job a request maps to; ``created`` is false when the key was seen before.
+
+    ``queued`` is false when the job is in the log but Redis refused it for now
+    (away, out of memory, read-only): the job stands, and the relay's sweep
+    queues it once Redis takes writes again. The caller must not retry it under
+    a new key.
+    """
 
     job_id: str
     created: bool
     event: StoredEvent | None = None
+    queued: bool = True
 
 
 class EventStore(LogReader):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated, Any
 from uuid import uuid4
@@ -9,7 +10,7 @@ from uuid import uuid4
 import orjson
 import typer
 
-from ledger.cli.app import app, console, fail, load_settings, print_json, safe_url
+from ledger.cli.app import app, console, err_console, fail, load_settings, print_json, safe_url
 from ledger.errors import InvalidRequest
 from ledger.migrate import upgrade
 from ledger.request import parse_request
@@ -63,6 +64,8 @@ def enqueue(
     )
     from ledger.service import build_ledger
 
+    # the one line about a refused push is this command's own (below), not the service's log
+    logging.getLogger("ledger").addHandler(logging.NullHandler())
     ledger = build_ledger(settings)
     try:
         result = ledger.enqueue(
@@ -74,9 +77,18 @@ def enqueue(
     finally:
         ledger.close()
     if as_json:
-        print_json({"jobId": result.job_id, "created": result.created})
+        print_json({"jobId": result.job_id, "created": result.created, "queued": result.queued})
     else:
         console.print(result.job_id, markup=False, highlight=False)
+    if not result.queued:
+        # the job is in the log: success, said once, so nobody retries it under a new key
+        err_console.print(
+            f"warning: job {result.job_id} is saved in the ledger, but Redis refused it for "
+            "now; the queue takes it when Redis is back (do not enqueue it again)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _parse_amount(text: str) -> int:

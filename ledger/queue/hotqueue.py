@@ -66,13 +66,28 @@ class Depths:
         return max(0.0, (self.now_ms - self.oldest_ready_ms) / 1000)
 
 
+#: Redis answers but refuses writes for now: out of memory under ``noeviction``,
+#: a replica after a failover (``READONLY``), a replica cut off from its primary
+_REFUSING = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+)
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Redis connection errors become ``QueueUnavailable`` at the queue's edge."""
+    """Redis being away or refusing writes becomes ``QueueUnavailable`` at the queue's edge.
+
+    Both are passing states the caller waits out (the sweep pushes what was
+    refused), never a reason to undo or misreport a committed change.
+    """
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise QueueUnavailable(f"Redis cannot be reached: {exc}") from None
+    except _REFUSING as exc:
+        raise QueueUnavailable(f"Redis refuses writes for now: {exc}") from None
 
 
 def _load_scripts(client: redis.Redis) -> dict[str, Script]:

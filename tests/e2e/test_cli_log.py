@@ -34,7 +34,7 @@ def test_enqueue_prints_the_job_and_is_idempotent(run_ledger: RunLedger, engine:
     created = orjson.loads(first.stdout)
     assert created["created"] is True
     again = orjson.loads(run_ledger("enqueue", *args).stdout)
-    assert again == {"jobId": created["jobId"], "created": False}
+    assert again == {"jobId": created["jobId"], "created": False, "queued": True}
     plain = run_ledger("enqueue", *ARGS, "--amount", "500", "--currency", "USD")
     assert plain.returncode == 0
     assert len(plain.stdout.strip()) == 36

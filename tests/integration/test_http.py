@@ -62,7 +62,7 @@ def test_enqueue_is_idempotent(client: TestClient) -> None:
     assert first.json()["created"] is True
     again = client.post("/api/settlements", json=BODY, headers=auth("service"))
     assert again.status_code == 200
-    assert again.json() == {"jobId": first.json()["jobId"], "created": False}
+    assert again.json() == {"jobId": first.json()["jobId"], "created": False, "queued": True}
 
 
 def test_same_key_different_body_is_409(client: TestClient) -> None:

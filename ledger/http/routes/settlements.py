@@ -30,14 +30,20 @@ def enqueue_settlement(
     body: Annotated[SettlementRequest, Body()],
     who: Annotated[Principal, Depends(require(Role.SERVICE))],
 ) -> dict[str, Any]:
-    """Enqueue one settlement, idempotently per ``idempotencyKey``."""
+    """Enqueue one settlement, idempotently per ``idempotencyKey``.
+
+    ``queued: false`` means the job is saved in the ledger but Redis refused it
+    for now; the queue takes it when Redis is back. It is not a failure: do not
+    send it again under a new key.
+    """
     result = request.app.state.ledger.enqueue(body, actor=f"http:{who.name}")
     if not result.created:
         response.status_code = status.HTTP_200_OK
     log.info(
-        "settlement job=%s created=%s key_sha256=%s",
+        "settlement job=%s created=%s queued=%s key_sha256=%s",
         result.job_id,
         result.created,
+        result.queued,
         hashlib.sha256(body.idempotency_key.encode()).hexdigest()[:16],
     )
-    return {"jobId": result.job_id, "created": result.created}
+    return {"jobId": result.job_id, "created": result.created, "queued": result.queued}
