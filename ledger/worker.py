@@ -62,6 +62,8 @@ class WorkerOptions:
     #: batches mean fewer SQL transactions per job, but prefetched jobs wait leased
     prefetch: int | None = None
     burst: bool = False
+    #: in burst mode, delayed jobs due further ahead than this are left for another run
+    burst_horizon: timedelta = timedelta(seconds=60)
     lease: timedelta = timedelta(seconds=30)
     sweep_seconds: float = 1.0
     #: longest block on Redis while idle (a push wakes the claimer sooner)
@@ -88,6 +90,8 @@ class WorkerStats:
     dead_lettered: int = 0
     refused: int = 0
     lost_leases: int = 0
+    #: delayed jobs left in the queue when a burst run stopped (due past its horizon)
+    delayed_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, claimed: int = 0, **states: int) -> None:
@@ -348,7 +352,11 @@ class Worker:
                 self._guard(self.ledger.cleanup)
                 due["cleanup"] = now + self.options.cleanup_seconds
             if self.options.burst and self._drained():
-                log.info("burst: the queue is empty, stopping")
+                log.info(
+                    "burst: nothing ready or due within %s, stopping (%d delayed jobs left)",
+                    self.options.burst_horizon,
+                    self.stats.delayed_left,
+                )
                 self._stop.set()
 
     def _wait_for_stop(self, timeout: float) -> bool:
@@ -395,7 +403,14 @@ class Worker:
         if self.ledger.relay.pending:
             return False
         depths = self.ledger.queue.depths()
-        return depths.ready + depths.delayed + depths.due + depths.inflight == 0
+        if depths.ready + depths.due + depths.inflight:
+            return False
+        # delayed jobs due soon are waited for; ones due later are left for another run
+        horizon_ms = depths.now_ms + self.options.burst_horizon // timedelta(milliseconds=1)
+        if depths.delayed and self.ledger.queue.delayed_due_by(horizon_ms):
+            return False
+        self.stats.delayed_left = depths.delayed
+        return True
 
 
 def _report(what: str, error: Exception) -> None:

@@ -29,7 +29,20 @@ def worker(
         int | None,
         typer.Option(min=0, max=10_000, help="Jobs claimed ahead of free threads [concurrency]."),
     ] = None,
-    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queue is empty.")] = False,
+    burst: Annotated[
+        bool,
+        typer.Option(
+            "--burst",
+            help="Exit once nothing is ready, running or due within --burst-horizon "
+            "(the output says how many delayed jobs are left).",
+        ),
+    ] = False,
+    burst_horizon: Annotated[
+        float,
+        typer.Option(
+            min=0, help="With --burst: seconds ahead a delayed job must be due to be waited for."
+        ),
+    ] = 60.0,
     lease: Annotated[
         float | None,
         typer.Option(min=0.1, help="Lease per attempt in seconds (default LEDGER_LEASE_SECONDS)."),
@@ -49,6 +62,7 @@ def worker(
         concurrency=concurrency,
         prefetch=prefetch,
         burst=burst,
+        burst_horizon=timedelta(seconds=burst_horizon),
         lease=timedelta(seconds=lease or settings.lease_seconds),
         sweep_seconds=settings.sweep_seconds,
     )
@@ -66,6 +80,7 @@ def worker(
             "retried": stats.retried,
             "deadLettered": stats.dead_lettered,
             "refused": stats.refused,
+            "delayedLeft": stats.delayed_left,
         }
     )
 

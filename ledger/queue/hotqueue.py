@@ -339,6 +339,11 @@ class HotQueue:
         now, ready, delayed, due, inflight, expired, oldest = (int(v) for v in raw)
         return Depths(now, ready, delayed, due, inflight, expired, None if oldest < 0 else oldest)
 
+    def delayed_due_by(self, deadline_ms: int) -> int:
+        """How many delayed jobs are due at or before ``deadline_ms`` (Redis time, ms)."""
+        with translate_errors():
+            return int(self.client.zcount(self.keys.delayed, "-inf", deadline_ms))
+
     def holds(self, job_id: str) -> str | None:
         """Which set holds the job (``ready``, ``delayed``, ``inflight``) or ``None``."""
         with translate_errors():

@@ -131,3 +131,20 @@ def test_stop_takes_no_lock_so_a_signal_handler_can_call_it(ledger: Ledger) -> N
     runner.start()
     runner.join(30)
     assert not runner.is_alive()
+
+
+def test_burst_leaves_jobs_delayed_past_its_horizon(ledger: Ledger) -> None:
+    """Only far-delayed jobs left: a burst run stops and says how many it left."""
+    ledger.enqueue(request(idempotency_key="later"), delay=timedelta(days=2))
+    done_id = ledger.enqueue(request(idempotency_key="now")).job_id
+    worker = Worker(ledger, mixed, options(burst_horizon=timedelta(seconds=30)))
+    result: list[object] = []
+    runner = threading.Thread(target=lambda: result.append(worker.run()), daemon=True)
+    runner.start()
+    runner.join(60)  # a bound for a hang, not a measure of speed
+    if runner.is_alive():
+        worker.stop()
+        runner.join(30)
+    assert result, "the burst worker did not stop with only far-delayed jobs left"
+    assert worker.stats.delayed_left == 1
+    assert ledger.job(done_id).status is JobStatus.COMPLETED
