@@ -3,13 +3,14 @@ on the events table."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger.events import GENESIS_HASH, EventType, NewEvent, event_hash
-from ledger.request import canonical_json
+from ledger.request import canonical_json, fingerprint_of
 from ledger.schema import events
 from ledger.store import EventStore
 from tests.factories import request
@@ -90,8 +91,11 @@ class Attacker:
     def disable_triggers(self) -> None:
         with self.engine.begin() as conn:
             if self.sqlite:
-                conn.exec_driver_sql("DROP TRIGGER events_no_update")
-                conn.exec_driver_sql("DROP TRIGGER events_no_delete")
+                names = conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
+                ).scalars()
+                for name in list(names):
+                    conn.exec_driver_sql(f"DROP TRIGGER {name}")
             else:
                 conn.exec_driver_sql("ALTER TABLE events DISABLE TRIGGER USER")
 
@@ -139,3 +143,52 @@ def rewrite_chain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(sealed)
         prev = sealed["hash"]
     return out
+
+
+def forged_payout(
+    after: dict[str, Any] | None,
+    when: datetime,
+    *,
+    amount: int = 500_000_000,
+    key: str = "forged-payout",
+    job_id: str = "00000000-0000-4000-8000-00000000f0f0",
+) -> list[dict[str, Any]]:
+    """A chained, lifecycle-legal ``enqueued → attempted → completed`` after the row ``after``.
+
+    Every hash is right and every transition legal: what someone who may only
+    INSERT (the app role) could append, dated ``when``.
+    """
+    record = request(idempotency_key=key, amount=amount, currency="KRW").as_record()
+    data = [
+        {
+            "request": record,
+            "fingerprint": fingerprint_of(record),
+            "max_attempts": 3,
+            "due_at": None,
+        },
+        {"attempt": 1, "lease_until": None},
+        {"attempt": 1},
+    ]
+    kinds = [EventType.ENQUEUED, EventType.ATTEMPTED, EventType.COMPLETED]
+    position = 0 if after is None else int(after["position"])
+    prev = GENESIS_HASH if after is None else str(after["hash"])
+    rows = []
+    for version, (kind, payload) in enumerate(zip(kinds, data, strict=True), start=1):
+        enqueued = kind is EventType.ENQUEUED
+        row = {
+            "position": position + version,
+            "job_id": job_id,
+            "version": version,
+            "type": kind.value,
+            "data": canonical_json(payload).decode(),
+            "occurred_at": when,
+            "actor": "service" if enqueued else "worker-1",
+            "idempotency_key": key if enqueued else None,
+            "user_id": record["user_id"] if enqueued else None,
+            "place_id": record["place_id"] if enqueued else None,
+            "mission_id": record["mission_id"] if enqueued else None,
+        }
+        sealed = reseal(row, prev)
+        rows.append(sealed)
+        prev = sealed["hash"]
+    return rows

@@ -14,6 +14,7 @@ class ProblemKind(StrEnum):
     MISSING = "missing"
     INSERTED = "inserted"
     OUT_OF_ORDER = "out of order"
+    BACKDATED = "backdated"
     ILLEGAL_TRANSITION = "illegal transition"
     BAD_VERSION = "bad version"
     REWRITTEN = "rewritten"

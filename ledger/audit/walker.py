@@ -114,6 +114,8 @@ class Walker:
     anchors_checked: int = 0
     last_position: int = 0
     last_hash: str = GENESIS_HASH
+    #: time text of the last good row (None: no row yet, or its time is unreadable)
+    last_time: str | None = None
     #: hash of the row before the last good one (None: not known)
     hash_before_last: str | None = None
     #: open jobs only: job id -> (version, status value)
@@ -136,6 +138,7 @@ class Walker:
         if start is None:
             return walker
         walker.last_position, walker.last_hash = start.position, start.hash
+        walker.last_time = start.occurred_at
         if start.position >= from_position:
             walker.walked_any = True
             before = reader.last_before(start.position)
@@ -156,10 +159,11 @@ class Walker:
         jobs, nxt, terminal, rehash = self.jobs, _NEXT, _TERMINAL, sealed_hash
         enqueued = _ENQUEUED
         next_anchor = min(self.anchors, default=_NO_ANCHOR)
-        last_position, last_hash, hash_before_last = (
+        last_position, last_hash, hash_before_last, last_time = (
             self.last_position,
             self.last_hash,
             self.hash_before_last,
+            self.last_time or "",
         )
         checked = self.checked
         for values in page:
@@ -183,6 +187,8 @@ class Walker:
                 last_position < position < next_anchor
                 and prev_hash == last_hash
                 and time_text is not None
+                and time_text >= last_time
+                and len(time_text) == len(last_time)  # same year width: text order is time order
                 and digest
                 == rehash(prev_hash, position, job_id, version, kind, data, time_text, actor, key)
                 and (
@@ -202,6 +208,7 @@ class Walker:
                 else:
                     jobs[job_id] = (version, after)
                 hash_before_last, last_position, last_hash = last_hash, position, digest
+                last_time = time_text
                 checked += 1
                 continue
             # not plainly fine: hand the state over, let the full check decide and explain
@@ -209,25 +216,35 @@ class Walker:
                 self.walked_any = True
             self.last_position, self.last_hash = last_position, last_hash
             self.hash_before_last, self.checked = hash_before_last, checked
+            self.last_time = last_time or None
             problem = self.check(self.reader.row(values))
             if problem is not None:
                 return problem
             last_position, last_hash = self.last_position, self.last_hash
             hash_before_last, checked = self.hash_before_last, self.checked
+            last_time = self.last_time or ""
             next_anchor = min(self.anchors, default=_NO_ANCHOR)
         if checked != self.checked:
             self.walked_any = True
         self.last_position, self.last_hash = last_position, last_hash
         self.hash_before_last, self.checked = hash_before_last, checked
+        self.last_time = last_time or None
         return None
 
     # -- per row -------------------------------------------------------------
 
     def check(self, row: RawRow) -> Problem | None:
-        problem = self._chain(row) or self._columns(row) or self._anchor(row) or self._job(row)
+        problem = (
+            self._chain(row)
+            or self._columns(row)
+            or self._time(row)
+            or self._anchor(row)
+            or self._job(row)
+        )
         if problem is None:
             self.hash_before_last = self.last_hash
             self.last_position, self.last_hash = row.position, row.hash
+            self.last_time = row.occurred_at
             self.checked += 1
             self.walked_any = True
         return problem
@@ -344,6 +361,19 @@ class Walker:
             f"({value!r}, the sealed event says {sealed!r})",
         )
 
+    def _time(self, row: RawRow) -> Problem | None:
+        """Time never runs backwards along positions (the prefix "as of T" depends on it)."""
+        if row.occurred_at is None or self.last_time is None:
+            return None
+        if time_order(row.occurred_at) >= time_order(self.last_time):
+            return None
+        return Problem(
+            row.position,
+            ProblemKind.BACKDATED,
+            f"event at position {row.position} (job {row.job_id}) is dated {row.occurred_at}, "
+            f"earlier than the event before it ({self.last_time}): it was backdated",
+        )
+
     def _anchor(self, row: RawRow) -> Problem | None:
         if not self.anchors:
             return None
@@ -402,6 +432,11 @@ class Walker:
         if status is None:
             return Problem(previous.position, ProblemKind.ILLEGAL_TRANSITION, "unknown event type")
         return previous.version, status.value
+
+
+def time_order(text: str) -> tuple[int, str]:
+    """Sort key of a ``format_time`` text: its year is unpadded, so longer years are later."""
+    return text.index("-"), text
 
 
 def _request_matches(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -19,12 +20,13 @@ from ledger.audit.roles import roles_sql
 from ledger.audit.verify import verify_log
 from ledger.db import create_engine
 from ledger.errors import InvalidRequest
-from ledger.events import EventType, NewEvent
+from ledger.events import EventType, NewEvent, to_utc
 from ledger.store import EventStore
 from projections.memory import MemoryProjection
 from projections.runner import Projector, rebuild, replay
 from projections.schema import SCRATCH
 from projections.snapshot import read_snapshot
+from tests.audit_support import Attacker, forged_payout
 from tests.backends import postgres_schema
 from tests.factories import request
 from tests.projection_logs import append_plan, seeded_plan
@@ -175,3 +177,45 @@ def test_the_script_is_idempotent(roles: Roles) -> None:
 def test_role_names_are_plain_identifiers(names: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest):
         roles_sql(**names)
+
+
+def _log_until(roles: Roles, moment: datetime) -> list[dict[str, object]]:
+    """A log written by the owner with its clock at ``moment`` (the owner may stamp any time)."""
+    EventStore(roles.admin, clock=lambda: moment).enqueue(
+        request(idempotency_key="history"), max_attempts=3
+    )
+    return Attacker(roles.admin).rows()
+
+
+def _now(engine: Engine) -> datetime:
+    with engine.connect() as conn:
+        return to_utc(conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("offset", "message"),
+    [
+        (timedelta(days=-13), "runs backwards"),  # before the log's last event
+        (timedelta(days=-1), "far from the database clock"),  # after it, but long past
+        (timedelta(hours=1), "far from the database clock"),  # ahead of the clock
+    ],
+)
+def test_the_app_role_cannot_append_at_another_time(
+    roles: Roles, offset: timedelta, message: str
+) -> None:
+    now = _now(roles.admin)
+    rows = _log_until(roles, now - timedelta(days=7))
+    forged = forged_payout(rows[-1], now + offset)
+    with pytest.raises(sa.exc.IntegrityError, match=message):
+        Attacker(roles.app).insert(forged[0])
+    assert EventStore(roles.app).head().position == len(rows)
+
+
+def test_the_app_role_appends_after_a_clock_stepped_back(roles: Roles) -> None:
+    """The head is ahead of the database's clock: appends are held at its time, and pass."""
+    ahead = _now(roles.admin) + timedelta(minutes=10)
+    rows = _log_until(roles, ahead)
+    store = EventStore(roles.app)
+    job = store.enqueue(request(idempotency_key="after-step"), max_attempts=3)
+    assert job.event is not None and job.event.occurred_at == rows[-1]["occurred_at"]
+    assert verify_log(roles.app).ok
