@@ -49,6 +49,10 @@ class RawRow(NamedTuple):
     mission_id: str | None
     prev_hash: str
     hash: str
+    #: False when SQLite holds the time in another text than the canonical one
+    time_form_ok: bool = True
+    #: the stored text of a time that is not in the canonical form
+    stored_time: str | None = None
 
 
 #: prefix of a time that needs Python's conversion (the database's fast form could not say it)
@@ -116,12 +120,13 @@ class RowReader:
         self._mark = "?" if dialect == "sqlite" else "%s"
         self._select = "SELECT " + _COLUMNS.format(time=_TIME_TEXT[dialect]) + " FROM events "
         # SQLite keeps times as text: a text the fast form rejects is read as the ORM reads it
+        column_type = sa.DateTime(timezone=True).dialect_impl(engine.dialect)
         self._parse: Callable[[str], Any] | None = (
-            sa.DateTime(timezone=True)
-            .dialect_impl(engine.dialect)
-            .result_processor(engine.dialect, None)
-            if dialect == "sqlite"
-            else None
+            column_type.result_processor(engine.dialect, None) if dialect == "sqlite" else None
+        )
+        #: the text the ledger writes for an instant (SQLite), to tell a re-spelled time
+        self._bind: Callable[[Any], Any] | None = (
+            column_type.bind_processor(engine.dialect) if dialect == "sqlite" else None
         )
 
     def _fetch(self, where: str, params: tuple[Any, ...], tail: str = "") -> list[RawValues]:
@@ -145,11 +150,27 @@ class RowReader:
 
     def row(self, values: RawValues) -> RawRow:
         """A page row as a ``RawRow``, its time converted the slow way if it needs it."""
-        row = RawRow._make(values)
+        row = RawRow._make((*values, True, None))
         text = row.occurred_at
         if text is not None and text.startswith(SLOW_TIME):
-            return row._replace(occurred_at=_fallback_time_text(self._parse, text[1:]))
+            stored = text[1:]
+            converted = _fallback_time_text(self._parse, stored)
+            canonical = converted is None or self._canonical(stored)
+            return row._replace(
+                occurred_at=converted,
+                time_form_ok=canonical,
+                stored_time=None if canonical else stored,
+            )
         return row
+
+    def _canonical(self, stored: str) -> bool:
+        """Whether SQLite time text is what the ledger writes for the instant it holds."""
+        if self._parse is None or self._bind is None:
+            return True
+        try:
+            return bool(self._bind(self._parse(stored)) == stored)
+        except (ValueError, TypeError, OverflowError):
+            return False
 
     def pages(self, after: int, until: int, page_size: int = 10_000) -> Iterator[list[RawValues]]:
         """Pages of rows with ``after < position <= until``, in position order.

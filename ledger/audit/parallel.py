@@ -4,8 +4,9 @@ Recomputing a SHA-256 per event is CPU work; one process does ~1/4 M events/s at
 best. The log is cut into ranges of positions; each worker process walks whole
 ranges with its own connection (``walker.walk_range``, seeded from the rows just
 before its range), and the outcomes come back in position order, so the first
-range with a problem — given every range before it passed — holds the log's
-first problem, exactly as a single walk would report it.
+range's findings follow the findings of the ranges before it, exactly as a
+single walk would report them (a walk takes a bad row as it stands and goes on,
+which is the state a range seeded from the rows before it starts in).
 
 Memory stays bounded: each process holds a page and its open jobs, and at most
 ``2 * workers`` ranges are in flight. Workers are forked (no re-import, and the
@@ -59,6 +60,7 @@ class _Range:
     from_position: int
     anchors: dict[int, str]
     page_size: int
+    max_findings: int
 
 
 def walk_ranges(
@@ -70,6 +72,7 @@ def walk_ranges(
     anchors: Mapping[int, str],
     page_size: int,
     workers: int,
+    max_findings: int,
     on_progress: Progress | None,
 ) -> Iterator[RangeOutcome]:
     """Outcomes of walking ``from_position..until``, in order (one range, or many in parallel)."""
@@ -82,6 +85,7 @@ def walk_ranges(
             from_position=from_position,
             anchors=anchors,
             page_size=page_size,
+            max_findings=max_findings,
             on_progress=on_progress,
         )
         return
@@ -95,6 +99,7 @@ def walk_ranges(
             from_position,
             {p: h for p, h in anchors.items() if first <= p < first + size},
             page_size,
+            max_findings,
         )
         for first in range(from_position, until + 1, size)
     )
@@ -148,6 +153,7 @@ def _walk(task: _Range) -> RangeOutcome:
             from_position=task.from_position,
             anchors=task.anchors,
             page_size=task.page_size,
+            max_findings=task.max_findings,
         )
     finally:
         engine.dispose()

@@ -15,6 +15,7 @@ class ProblemKind(StrEnum):
     INSERTED = "inserted"
     OUT_OF_ORDER = "out of order"
     BACKDATED = "backdated"
+    TIME_TEXT = "time text"
     ILLEGAL_TRANSITION = "illegal transition"
     BAD_VERSION = "bad version"
     REWRITTEN = "rewritten"

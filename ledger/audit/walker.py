@@ -4,7 +4,9 @@ For every row, in position order, it recomputes the hash from the stored fields
 (the exact stored ``data`` text), checks that the row seals its predecessor
 (``prev_hash``), that the query columns agree with the sealed request, that each
 job's versions run 1, 2, 3, … and that each job's events are legal under
-``ledger.lifecycle``. It stops at the first problem and names its position and kind.
+``ledger.lifecycle``. It reports every problem (up to ``max_findings``), each with
+its position and kind: after a bad row the walk takes the row as it stands and goes on
+(``Walker.check``), which is also the state a walk seeded just past it would have.
 
 A walk may start anywhere (``seeded``): it takes the rows just before its start
 as they stand and asks the database for the last event of a job it has not seen
@@ -70,9 +72,24 @@ class RangeOutcome:
     checked: int
     last_position: int
     last_hash: str
-    anchors_checked: int
     leftover_anchors: dict[int, str]
-    problem: Problem | None
+    findings: list[Finding]
+    #: checkpoint positions reached: position -> whether the hash there matched
+    anchor_results: dict[int, bool]
+
+    @property
+    def problem(self) -> Problem | None:
+        return self.findings[0].problem if self.findings else None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem, and how far the walk had got when it found it (to cut a result there)."""
+
+    problem: Problem
+    checked: int
+    last_position: int
+    last_hash: str
 
 
 def walk_range(
@@ -83,14 +100,17 @@ def walk_range(
     from_position: int,
     anchors: Mapping[int, str],
     page_size: int,
+    max_findings: int,
     on_progress: Progress | None = None,
 ) -> RangeOutcome:
-    """Check the rows ``first..last`` (inclusive); rows before ``from_position`` are trusted."""
+    """Check the rows ``first..last`` (inclusive); rows before ``from_position`` are trusted.
+
+    Stops once ``max_findings`` problems are found.
+    """
     walker = Walker.seeded(reader, first, from_position, dict(anchors))
-    problem: Problem | None = None
+    walker.max_findings = max_findings
     for page in reader.pages(first - 1, last, page_size):
-        problem = walker.check_page(page)
-        if problem is not None:
+        if walker.check_page(page):
             break
         if on_progress is not None:
             on_progress(page[-1][0])
@@ -100,9 +120,9 @@ def walk_range(
         checked=walker.checked,
         last_position=walker.last_position,
         last_hash=walker.last_hash,
-        anchors_checked=walker.anchors_checked,
         leftover_anchors=walker.anchors,
-        problem=problem,
+        findings=walker.findings,
+        anchor_results=walker.anchor_results,
     )
 
 
@@ -111,7 +131,6 @@ class Walker:
     reader: RowReader
     anchors: dict[int, str]
     checked: int = 0
-    anchors_checked: int = 0
     last_position: int = 0
     last_hash: str = GENESIS_HASH
     #: time text of the last good row (None: no row yet, or its time is unreadable)
@@ -122,6 +141,10 @@ class Walker:
     jobs: dict[str, tuple[int, str]] = field(default_factory=dict)
     #: whether ``last_position`` is a row this walk (or an earlier range of it) checked
     walked_any: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    max_findings: int = 1
+    #: checkpoint positions reached: position -> whether the hash there matched
+    anchor_results: dict[int, bool] = field(default_factory=dict)
 
     @classmethod
     def seeded(
@@ -138,7 +161,8 @@ class Walker:
         if start is None:
             return walker
         walker.last_position, walker.last_hash = start.position, start.hash
-        walker.last_time = start.occurred_at
+        # a row that fails its own seal says nothing trustworthy about time (as in ``check``)
+        walker.last_time = start.occurred_at if seal(start) == start.hash else None
         if start.position >= from_position:
             walker.walked_any = True
             before = reader.last_before(start.position)
@@ -147,8 +171,10 @@ class Walker:
 
     # -- per page: the common case inline -------------------------------------------
 
-    def check_page(self, page: list[RawValues]) -> Problem | None:
-        """Check a page of rows; each row that is not plainly fine goes through ``check``.
+    def check_page(self, page: list[RawValues]) -> bool:
+        """Check a page of rows; True once ``max_findings`` problems are found (stop).
+
+        Each row that is not plainly fine goes through ``check``.
 
         Plainly fine: it follows the last row, seals its predecessor, its hash
         recomputes, its query columns match, no checkpoint is due, and its job's
@@ -217,9 +243,8 @@ class Walker:
             self.last_position, self.last_hash = last_position, last_hash
             self.hash_before_last, self.checked = hash_before_last, checked
             self.last_time = last_time or None
-            problem = self.check(self.reader.row(values))
-            if problem is not None:
-                return problem
+            if self.check(self.reader.row(values)) and len(self.findings) >= self.max_findings:
+                return True
             last_position, last_hash = self.last_position, self.last_hash
             hash_before_last, checked = self.hash_before_last, self.checked
             last_time = self.last_time or ""
@@ -229,32 +254,51 @@ class Walker:
         self.last_position, self.last_hash = last_position, last_hash
         self.hash_before_last, self.checked = hash_before_last, checked
         self.last_time = last_time or None
-        return None
+        return False
 
     # -- per row -------------------------------------------------------------
 
-    def check(self, row: RawRow) -> Problem | None:
-        problem = (
-            self._chain(row)
-            or self._columns(row)
-            or self._time(row)
-            or self._anchor(row)
-            or self._job(row)
-        )
-        if problem is None:
-            self.hash_before_last = self.last_hash
-            self.last_position, self.last_hash = row.position, row.hash
-            self.last_time = row.occurred_at
-            self.checked += 1
-            self.walked_any = True
-        return problem
+    def check(self, row: RawRow) -> bool:
+        """Check one row and take it as the new head, good or bad; True if it had a problem.
 
-    def _chain(self, row: RawRow) -> Problem | None:
+        At most one problem per row is reported (the first the checks find), and
+        a checkpoint that differs; the job's state moves on to the row's either
+        way, so the next event of the job is judged against this one.
+        """
         if row.position <= self.last_position:
-            return Problem(
-                row.position, ProblemKind.INSERTED, f"a second event at position {row.position}"
+            return self._found(
+                Problem(
+                    row.position,
+                    ProblemKind.INSERTED,
+                    f"a second event at position {row.position}",
+                )
             )
         sealed = seal(row) == row.hash
+        problem = (
+            self._chain(row, sealed)
+            or self._time_form(row)
+            or self._columns(row)
+            or (self._time(row) if sealed else None)
+        )
+        anchor = self._anchor(row)
+        job = self._job(row)
+        self.hash_before_last = self.last_hash
+        self.last_position, self.last_hash = row.position, row.hash
+        # a row that fails its own seal says nothing trustworthy about time
+        self.last_time = row.occurred_at if sealed else None
+        self.checked += 1
+        self.walked_any = True
+        found = False
+        for item in (problem or job, anchor):
+            if item is not None:
+                found = self._found(item) or found
+        return found
+
+    def _found(self, problem: Problem) -> bool:
+        self.findings.append(Finding(problem, self.checked, self.last_position, self.last_hash))
+        return True
+
+    def _chain(self, row: RawRow, sealed: bool) -> Problem | None:
         if sealed and row.prev_hash == self.last_hash:
             return None
         return self._explain_break(row, sealed)
@@ -361,6 +405,18 @@ class Walker:
             f"({value!r}, the sealed event says {sealed!r})",
         )
 
+    def _time_form(self, row: RawRow) -> Problem | None:
+        """SQLite keeps time as text: only the one canonical form is the time that was sealed."""
+        if row.time_form_ok:
+            return None
+        return Problem(
+            row.position,
+            ProblemKind.TIME_TEXT,
+            f"event at position {row.position} (job {row.job_id}) stores its time as "
+            f"{row.stored_time!r}, not in the canonical form: the same instant re-spelled "
+            "changes what time comparisons (as-of views, --from/--to) find",
+        )
+
     def _time(self, row: RawRow) -> Problem | None:
         """Time never runs backwards along positions (the prefix "as of T" depends on it)."""
         if row.occurred_at is None or self.last_time is None:
@@ -379,18 +435,30 @@ class Walker:
             return None
         passed = [p for p in self.anchors if self.last_position < p < row.position]
         if passed:
+            for position in passed:
+                del self.anchors[position]
             return anchor_missing(
                 min(passed), f"the log skips from position {self.last_position} to {row.position}"
             )
         expected = self.anchors.pop(row.position, None)
         if expected is None:
             return None
-        self.anchors_checked += 1
+        self.anchor_results[row.position] = expected == row.hash
         if expected != row.hash:
             return rewritten(row.position)
         return None
 
     def _job(self, row: RawRow) -> Problem | None:
+        """Check the job's version and transition, then move the job on to this row."""
+        problem = self._job_step(row)
+        status = _STATUS_AFTER.get(row.type)
+        if status is None or status.value in _TERMINAL:
+            self.jobs.pop(row.job_id, None)
+        else:
+            self.jobs[row.job_id] = (row.version, status.value)
+        return problem
+
+    def _job_step(self, row: RawRow) -> Problem | None:
         before = self.jobs.get(row.job_id)
         if before is None:
             found = self._job_before(row)
@@ -404,17 +472,12 @@ class Walker:
                 ProblemKind.BAD_VERSION,
                 f"job {row.job_id}: version {row.version} follows version {version}",
             )
-        after = _NEXT.get((status, row.type))
-        if after is None:
+        if _NEXT.get((status, row.type)) is None:
             return Problem(
                 row.position,
                 ProblemKind.ILLEGAL_TRANSITION,
                 f"job {row.job_id}: {row.type!r} is not allowed in state {(status or 'none')!r}",
             )
-        if after in _TERMINAL:
-            self.jobs.pop(row.job_id, None)
-        else:
-            self.jobs[row.job_id] = (row.version, after)
         return None
 
     def _job_before(self, row: RawRow) -> tuple[int, str] | Problem | None:
@@ -430,7 +493,12 @@ class Walker:
             )
         status = _STATUS_AFTER.get(previous.type)
         if status is None:
-            return Problem(previous.position, ProblemKind.ILLEGAL_TRANSITION, "unknown event type")
+            return Problem(
+                row.position,
+                ProblemKind.ILLEGAL_TRANSITION,
+                f"job {row.job_id}: its event at position {previous.position} has an "
+                f"unknown type {previous.type!r}",
+            )
         return previous.version, status.value
 
 

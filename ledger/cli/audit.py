@@ -32,7 +32,7 @@ from ledger.audit.reconcile import (
 )
 from ledger.audit.roles import DEFAULT_APP, DEFAULT_OWNER, DEFAULT_SCHEMA, roles_sql
 from ledger.audit.statement import StatementLine, parse_statement
-from ledger.audit.verify import VerifyResult, verify_log
+from ledger.audit.verify import DEFAULT_MAX_FINDINGS, AnchorStatus, VerifyResult, verify_log
 from ledger.cli.app import app, console, err_console, load_settings, print_json
 from ledger.db import create_engine
 from ledger.errors import InvalidRequest, InvalidStatement
@@ -77,10 +77,14 @@ def verify(
             f"[default: one per CPU core, at most {parallel.MAX_DEFAULT_WORKERS}].",
         ),
     ] = None,
+    max_findings: Annotated[
+        int, typer.Option(min=1, help="Stop after this many findings (first one first).")
+    ] = DEFAULT_MAX_FINDINGS,
 ) -> None:
-    """Check the whole log: every hash and link, every job's versions and lifecycle.
+    """Check the whole log: every hash and link, event times, every job's versions and lifecycle.
 
-    Exit 0 with a one-line summary, or exit 1 naming the first bad position.
+    Exit 0 with a one-line summary; exit 1 listing every finding (up to
+    --max-findings, the first bad position first), or when nothing was checked.
     """
     settings = load_settings()
     anchors: dict[int, str] = {}
@@ -98,11 +102,13 @@ def verify(
                     task, completed=position - from_position + 1
                 ),
                 workers=parallel.default_workers() if workers is None else workers,
+                max_findings=max_findings,
             )
     if as_json:
-        print_json(_verify_record(result))
+        print_json(_verify_record(result, max_findings))
     else:
-        console.print(_verify_line(result), markup=False, highlight=False, soft_wrap=True)
+        for line in _verify_lines(result, max_findings):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -120,29 +126,81 @@ def _progress(description: str) -> Progress:
     )
 
 
-def _verify_line(result: VerifyResult) -> str:
-    if result.problem is not None:
-        problem = result.problem
-        return f"FAILED at position {problem.position}: {problem.kind} — {problem.detail}"
-    anchors = f"; checkpoint matches ({result.anchors_checked})" if result.anchors_checked else ""
+def _verify_lines(result: VerifyResult, max_findings: int) -> list[str]:
+    """The verdict first (one line when the log is intact), then one line per finding."""
+    if result.nothing_checked:
+        return [f"NOTHING CHECKED: {_nothing_why(result)}; that is not a pass"]
+    anchors = "".join(f"; {_anchor_text(p, s, result)}" for p, s in result.anchors.items())
+    if result.ok:
+        return [
+            f"ok: {result.checked} events checked (from position {result.from_position}), "
+            f"head position {result.last_position} hash {result.head_hash}{anchors}"
+        ]
+    first, *others = result.findings
+    lines = [f"FAILED at position {first.position}: {first.kind} — {first.detail}"]
+    lines.extend(f"  also at position {p.position}: {p.kind} — {p.detail}" for p in others)
+    more = f" (stopped at --max-findings {max_findings}; there may be more)"
+    lines.append(
+        f"{len(result.findings)} finding(s) in {result.checked} events checked"
+        f"{more if result.truncated else ''}{anchors}"
+    )
+    return lines
+
+
+def _nothing_why(result: VerifyResult) -> str:
+    if result.log_head == 0:
+        return "the log is empty"
     return (
-        f"ok: {result.checked} events checked (from position {result.from_position}), "
-        f"head position {result.last_position} hash {result.head_hash}{anchors}"
+        f"--from-position {result.from_position} is past the log's head "
+        f"(position {result.log_head})"
     )
 
 
-def _verify_record(result: VerifyResult) -> dict[str, object]:
-    problem = result.problem
+def _anchor_text(position: int, status: AnchorStatus, result: VerifyResult) -> str:
+    if status is AnchorStatus.MATCHED:
+        trusted = (
+            ""
+            if result.from_position == 1
+            else f"; events before position {result.from_position} were trusted, not checked"
+        )
+        return (
+            f"checkpoint at position {position} matches (chain recomputed from position "
+            f"{result.from_position}{trusted})"
+        )
+    if status is AnchorStatus.NOT_CHECKED and position < result.from_position:
+        return (
+            f"checkpoint at position {position} not checked: it is before --from-position "
+            f"{result.from_position} (walk from position 1 to check it)"
+        )
+    return f"checkpoint at position {position}: {status}"
+
+
+def _verify_record(result: VerifyResult, max_findings: int) -> dict[str, object]:
+    """The JSON report: every field agrees with ``ok`` and ``verdict``."""
+    findings = [
+        {"kind": str(p.kind), "position": p.position, "detail": p.detail} for p in result.findings
+    ]
+    verdict = "ok" if result.ok else "nothing checked" if result.nothing_checked else "failed"
     return {
         "ok": result.ok,
+        "verdict": verdict,
         "checked": result.checked,
         "fromPosition": result.from_position,
+        "logHeadPosition": result.log_head,
         "headPosition": result.last_position,
         "headHash": result.head_hash,
-        "checkpointsMatched": result.anchors_checked,
-        "problem": None
-        if problem is None
-        else {"position": problem.position, "kind": str(problem.kind), "detail": problem.detail},
+        "checkpoints": [
+            {
+                "position": position,
+                "status": str(status),
+                "recomputedFrom": result.from_position if status is AnchorStatus.MATCHED else None,
+            }
+            for position, status in result.anchors.items()
+        ],
+        "findings": findings,
+        "maxFindings": max_findings,
+        "truncated": result.truncated,
+        "problem": findings[0] if findings else None,
     }
 
 

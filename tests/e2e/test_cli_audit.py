@@ -16,6 +16,7 @@ from ledger.events import StoredEvent, format_time
 from ledger.store import EventStore
 from tests.audit_support import Attacker, build_log, rewrite_chain
 from tests.e2e.conftest import RunLedger
+from tests.factories import request
 
 KEY = {"LEDGER_CHECKPOINT_KEY": "an-auditors-secret-key-0123456789"}
 HEADER = "idempotency_key,amount,currency,settled_at\n"
@@ -66,6 +67,41 @@ def test_verify_names_the_first_bad_position(
     assert "Traceback" not in result.stderr
     record = orjson.loads(run_ledger("verify", "--json").stdout)
     assert record["problem"]["position"] == 8 and record["problem"]["kind"] == "missing"
+    assert record["findings"][0] == record["problem"] and record["verdict"] == "failed"
+
+
+def test_verify_lists_every_finding_up_to_the_limit(
+    run_ledger: RunLedger, engine: Engine, log: list[StoredEvent]
+) -> None:
+    attacker = Attacker(engine)
+    attacker.disable_triggers()
+    for position in (3, 9, 15):
+        attacker.execute("UPDATE events SET actor = 'x' WHERE position = :p", p=position)
+    text = run_ledger("verify")
+    assert text.returncode == 1
+    lines = text.stdout.strip().splitlines()
+    assert lines[0].startswith("FAILED at position 3: modified")
+    assert lines[1].startswith("  also at position 9: modified")
+    assert lines[2].startswith("  also at position 15: modified")
+    record = orjson.loads(run_ledger("verify", "--json").stdout)
+    assert [(f["kind"], f["position"]) for f in record["findings"]] == [
+        ("modified", 3),
+        ("modified", 9),
+        ("modified", 15),
+    ]
+    assert record["ok"] is False and record["truncated"] is False
+    limited = orjson.loads(run_ledger("verify", "--json", "--max-findings", "2").stdout)
+    assert [f["position"] for f in limited["findings"]] == [3, 9] and limited["truncated"]
+
+
+def test_verify_past_the_head_checks_nothing_and_fails(
+    run_ledger: RunLedger, log: list[StoredEvent]
+) -> None:
+    result = run_ledger("verify", "--from-position", "2000")
+    assert result.returncode == 1
+    assert result.stdout.startswith("NOTHING CHECKED: --from-position 2000 is past")
+    record = orjson.loads(run_ledger("verify", "--json", "--from-position", "2000").stdout)
+    assert (record["ok"], record["verdict"], record["checked"]) == (False, "nothing checked", 0)
 
 
 def test_checkpoint_then_verify_catches_a_rewritten_chain(
@@ -79,7 +115,7 @@ def test_checkpoint_then_verify_catches_a_rewritten_chain(
     printed = run_ledger("checkpoint", env=KEY)
     assert orjson.loads(printed.stdout)["hash"] == log[-1].hash
     ok = run_ledger("verify", "--checkpoint", str(path), env=KEY)
-    assert ok.returncode == 0 and "checkpoint matches" in ok.stdout
+    assert ok.returncode == 0 and f"checkpoint at position {len(log)} matches" in ok.stdout
 
     attacker = Attacker(engine)
     attacker.disable_triggers()
@@ -91,6 +127,28 @@ def test_checkpoint_then_verify_catches_a_rewritten_chain(
     caught = run_ledger("verify", "--checkpoint", str(path), env=KEY)
     assert caught.returncode == 1
     assert caught.stdout.startswith(f"FAILED at position {len(log)}: rewritten")
+    assert "matches" not in caught.stdout
+    record = orjson.loads(run_ledger("verify", "--json", "--checkpoint", str(path), env=KEY).stdout)
+    assert record["verdict"] == "failed" and record["findings"][0]["kind"] == "rewritten"
+    assert record["checkpoints"] == [
+        {"position": len(log), "status": "differs", "recomputedFrom": None}
+    ]
+
+
+def test_a_checkpoint_before_from_position_is_not_checked(
+    run_ledger: RunLedger, engine: Engine, log: list[StoredEvent], tmp_path: Path
+) -> None:
+    path = tmp_path / "head.json"
+    run_ledger("checkpoint", "--output", str(path), env=KEY)
+    EventStore(engine).enqueue(request(idempotency_key="later"), max_attempts=1)
+    attacker = Attacker(engine)
+    attacker.disable_triggers()
+    attacker.execute("UPDATE events SET actor = 'x' WHERE position = 2")  # hashes left alone
+    start = str(len(log) + 1)
+    late = run_ledger("verify", "--checkpoint", str(path), "--from-position", start, env=KEY)
+    assert late.returncode == 0, late.stdout
+    assert f"checkpoint at position {len(log)} not checked" in late.stdout
+    assert "matches" not in late.stdout
 
 
 def test_checkpoint_needs_the_key(

@@ -67,10 +67,18 @@ def test_an_intact_log_verifies(
     assert (result.last_position, result.head_hash) == (EVENTS, store.head().hash)
 
 
-def test_an_empty_log_verifies(verify: Verify, engine: Engine) -> None:
+def test_an_empty_log_checks_nothing_which_is_not_a_pass(verify: Verify, engine: Engine) -> None:
     result = verify(engine)
-    assert result.ok
+    assert not result.ok and result.nothing_checked and result.findings == []
     assert (result.checked, result.last_position, result.head_hash) == (0, 0, GENESIS_HASH)
+
+
+def test_starting_past_the_head_checks_nothing_which_is_not_a_pass(
+    verify: Verify, engine: Engine, log: list[str]
+) -> None:
+    result = verify(engine, from_position=EVENTS + 100)
+    assert not result.ok and result.nothing_checked
+    assert (result.checked, result.log_head) == (0, EVENTS)
 
 
 def test_progress_reaches_the_head(engine: Engine, log: list[str]) -> None:
@@ -210,6 +218,7 @@ def test_forged_event_sealed_into_a_gap_is_inserted(
         "job_id": "f" * 36,
         "data": str(rows[0]["data"]).replace('"key-0"', '"key-forged"'),
         "idempotency_key": "key-forged",
+        "occurred_at": before["occurred_at"],  # not backdated: only inserted
     }
     attacker.insert(reseal(forged, str(before["hash"])))
     assert problem_at(engine, verify) == (12, ProblemKind.INSERTED)
