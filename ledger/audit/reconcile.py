@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -52,35 +53,41 @@ class ReconcileReport:
 
 
 def projection_checks() -> list[ReconcileCheck]:
-    """The projections' checks: (1) replay into scratch and diff with live, (2) conservation.
+    """The projections' checks: (1) a fresh fold against the live set, (2) conservation.
 
-    The live projections are caught up first; the replay runs once and both
-    checks read its report. Conservation is checked in the live tables and in the
-    fresh replay: per currency, enqueued = completed + waiting + delayed +
-    processing + failed (between attempts) + dead-lettered, in jobs and in money.
+    Both read only: the log is folded in memory up to the live checkpoint
+    (``projections.as_of.check``) and compared with the live tables read in one
+    snapshot; nothing is caught up or written, so an auditor's read-only role
+    (or a hot standby) runs them. The fold runs once and both checks read its
+    report. Conservation is checked in the live tables and in the fresh fold:
+    per currency, enqueued = completed + waiting + delayed + processing + failed
+    (between attempts) + dead-lettered, in jobs and in money.
     """
-    from projections import reconcile as projection_reconcile
-    from projections.runner import Projector
+    from projections import as_of
 
-    reports: dict[int, projection_reconcile.CheckReport] = {}
+    reports: dict[int, as_of.MemoryCheck] = {}
 
-    def report(engine: Engine) -> projection_reconcile.CheckReport:
+    def report(engine: Engine) -> as_of.MemoryCheck:
         key = id(engine)
         if key not in reports:
-            store = EventStore(engine)
-            Projector(store).catch_up()
-            reports[key] = projection_reconcile.check(store)
+            reports[key] = as_of.check(EventStore(engine), datetime.now(UTC))
         return reports[key]
 
     def replay(engine: Engine) -> CheckResult:
         found = report(engine)
         ok = found.difference_count == 0
+        behind = f"; they are {found.behind} events behind the log" if found.behind else ""
         summary = (
-            f"live projections equal a fresh replay at position {found.position}"
+            f"live projections equal a fresh replay at position {found.position}{behind}"
             if ok
             else f"{found.difference_count} projection rows differ from a fresh replay"
         )
-        details = {"position": found.position, "problems": found.problems()}
+        details = {
+            "position": found.position,
+            "logHeadPosition": found.log_head,
+            "behind": found.behind,
+            "problems": found.problems(),
+        }
         return CheckResult("projections", ok, summary, details)
 
     def conservation(engine: Engine) -> CheckResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any, NoReturn
 
@@ -52,7 +53,21 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(message: str, *, code: int = 1) -> NoReturn:
-    """One line on stderr and exit ``code``; never a traceback."""
+def wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON output: then errors are JSON too."""
+    if "--json" in argv or any(a in ("--format=json", "--format=jsonl") for a in argv):
+        return True
+    return any(a == "--format" and b in ("json", "jsonl") for a, b in itertools.pairwise(argv))
+
+
+def report_error(message: str, code: int) -> None:
+    """One line on stderr; in JSON mode also ``{"ok": false, "error": …}`` on stdout."""
     err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    if wants_json(sys.argv[1:]):
+        print_json({"ok": False, "error": {"message": message, "exitCode": code}})
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    """One line on stderr (and JSON on stdout in JSON mode), exit ``code``; never a traceback."""
+    report_error(message, code)
     raise typer.Exit(code)

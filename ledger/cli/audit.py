@@ -30,7 +30,13 @@ from ledger.audit.reconcile import (
     reconcile,
     statement_check,
 )
-from ledger.audit.roles import DEFAULT_APP, DEFAULT_OWNER, DEFAULT_SCHEMA, roles_sql
+from ledger.audit.roles import (
+    DEFAULT_APP,
+    DEFAULT_AUDITOR,
+    DEFAULT_OWNER,
+    DEFAULT_SCHEMA,
+    roles_sql,
+)
 from ledger.audit.statement import StatementLine, parse_statement
 from ledger.audit.verify import DEFAULT_MAX_FINDINGS, AnchorStatus, VerifyResult, verify_log
 from ledger.cli.app import app, console, err_console, load_settings, print_json
@@ -353,12 +359,16 @@ def roles(
     ] = False,
     owner_role: Annotated[str, typer.Option(help="Role that owns the tables.")] = DEFAULT_OWNER,
     app_role: Annotated[str, typer.Option(help="Role the application logs in as.")] = DEFAULT_APP,
+    auditor_role: Annotated[
+        str, typer.Option(help="Read-only role auditors log in as (SELECT only).")
+    ] = DEFAULT_AUDITOR,
     schema: Annotated[str, typer.Option(help="Schema of the ledger's tables.")] = DEFAULT_SCHEMA,
 ) -> None:
-    """PostgreSQL roles: an owner, and an app role with only SELECT+INSERT on events."""
+    """PostgreSQL roles: an owner, an app role with only SELECT+INSERT on events, and an
+    auditor role with SELECT only (every auditor command runs as it, also on a standby)."""
     if print_sql == apply:
         raise InvalidRequest("pass exactly one of --print-sql or --apply")
-    sql = roles_sql(owner=owner_role, app=app_role, schema=schema)
+    sql = roles_sql(owner=owner_role, app=app_role, auditor=auditor_role, schema=schema)
     if print_sql:
         sys.stdout.write(sql)
         return
@@ -369,5 +379,7 @@ def roles(
         with translate_errors(), engine.begin() as conn:
             conn.exec_driver_sql(sql)
     console.print(
-        f"roles ready: owner {owner_role}, app {app_role} on schema {schema}", markup=False
+        f"roles ready: owner {owner_role}, app {app_role}, auditor {auditor_role} "
+        f"on schema {schema}",
+        markup=False,
     )

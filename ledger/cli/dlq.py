@@ -8,9 +8,10 @@ import typer
 from rich.table import Table
 
 from ledger.cli.app import app, console, print_json
-from ledger.cli.projections import catch_up, open_store
+from ledger.cli.projections import catch_up, open_store, parse_time
 from ledger.events import format_time
 from ledger.money import format_amount
+from projections import as_of as in_memory
 from projections import queries
 
 dlq_app = typer.Typer(
@@ -28,11 +29,23 @@ def list_dead_lettered(
     end: Annotated[
         int, typer.Option(min=-1, help="Last index, inclusive (-1 = to the oldest).")
     ] = 49,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The DLQ as it stood at this ISO 8601 time: the log up to its last event at "
+            "or before it, folded in memory (writes nothing).",
+        ),
+    ] = None,
 ) -> None:
     """Dead-lettered jobs, newest first, with why they failed."""
+    moment = parse_time(as_of, "--as-of") if as_of else None
     with open_store() as store:
-        catch_up(store)
-        page = queries.dlq_page(store.engine, start, end)
+        if moment is not None:
+            page = in_memory.dlq_as_of(store, moment, start, end)
+        else:
+            catch_up(store)
+            page = queries.dlq_page(store.engine, start, end)
     if as_json:
         print_json(page.as_api())
         return

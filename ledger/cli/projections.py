@@ -33,7 +33,8 @@ from ledger.errors import DatabaseUnavailable, InvalidRequest
 from ledger.events import StoredEvent, format_time, to_utc
 from ledger.money import format_amount
 from ledger.store import EventStore
-from projections import queries, reconcile
+from projections import as_of as in_memory
+from projections import queries
 from projections.runner import OnBatch, Projector, rebuild, replay
 from projections.schema import SCRATCH
 from projections.stats import BUCKETS, QueueStats
@@ -118,7 +119,9 @@ def stats(
     as_of: Annotated[
         str | None,
         typer.Option(
-            "--as-of", help="Stats as they stood at this ISO 8601 time (replays the log)."
+            "--as-of",
+            help="Stats as they stood at this ISO 8601 time: the log up to its last event at "
+            "or before it, folded in memory (writes nothing).",
         ),
     ] = None,
 ) -> None:
@@ -129,12 +132,11 @@ def stats(
             catch_up(store)
             result = queries.stats(store.engine, datetime.now(UTC))
         else:
-            head = store.head().position
-            with progress_bar("replaying", head, show=head >= PROGRESS_THRESHOLD) as bar:
-                replay(store, until_time=moment, on_batch=bar)
-            result = queries.stats(store.engine, moment, SCRATCH)
+            # folded in memory: a read-only role (or a hot standby) can ask too
+            result = in_memory.stats_as_of(store, moment)
     if as_json:
-        print_json(result.as_api(_status()))
+        # the queue's health is a fact of now, not of the moment asked about
+        print_json(result.as_api(_status()) if moment is None else result.as_api("as-of"))
     else:
         print_stats(result, title="as of " + format_time(result.now))
 
@@ -235,8 +237,9 @@ def replay_command(
     check: Annotated[
         bool,
         typer.Option(
-            help="Replay into scratch tables up to the live checkpoint and diff against the "
-            "live projections; exit 1 listing any difference or unbalanced currency."
+            help="Fold the log in memory up to the live checkpoint and diff it against the "
+            "live projections (writes nothing); exit 1 listing any difference or unbalanced "
+            "currency."
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -272,14 +275,14 @@ def _time_of(store: EventStore, position: int) -> datetime:
 
 
 def _check(store: EventStore, *, as_json: bool) -> None:
-    head = store.head().position
-    with progress_bar("replaying", head, show=head >= PROGRESS_THRESHOLD) as bar:
-        report = reconcile.check(store, on_batch=bar)
+    report = in_memory.check(store, datetime.now(UTC))
     if as_json:
         print_json(
             {
                 "ok": report.ok,
                 "position": report.position,
+                "logHeadPosition": report.log_head,
+                "behind": report.behind,
                 "differences": report.difference_count,
                 "problems": report.problems(),
                 "live": [item.as_dict() for item in report.live],
@@ -289,7 +292,8 @@ def _check(store: EventStore, *, as_json: bool) -> None:
     elif report.ok:
         console.print(
             f"ok: the live projections equal a fresh replay at position {report.position}; "
-            "money is conserved in every currency",
+            f"money is conserved in every currency; the live projections are {report.behind} "
+            f"events behind the log (head {report.log_head})",
             markup=False,
         )
     else:

@@ -279,11 +279,13 @@ def test_roles_apply(run_ledger: RunLedger, db_backend: str, db_url: str, engine
     schema = str(make_url(db_url).query["options"]).removeprefix("-csearch_path=")
     suffix = uuid.uuid4().hex[:10]
     owner, app = f"ledger_owner_{suffix}", f"ledger_app_{suffix}"
+    auditor = f"ledger_auditor_{suffix}"
     args = ["roles", "--apply", "--owner-role", owner, "--app-role", app, "--schema", schema]
+    args += ["--auditor-role", auditor]
     try:
         result = run_ledger(*args)
         assert result.returncode == 0, result.stderr
-        assert f"owner {owner}, app {app}" in result.stdout
+        assert f"owner {owner}, app {app}, auditor {auditor}" in result.stdout
         with engine.connect() as conn:
             privileges = conn.execute(
                 sa.text(
@@ -295,10 +297,30 @@ def test_roles_apply(run_ledger: RunLedger, db_backend: str, db_url: str, engine
             assert sorted(privileges) == ["INSERT", "SELECT"]
     finally:
         with engine.begin() as conn:
-            for role in (owner, app):
+            for role in (owner, app, auditor):
                 if conn.execute(
                     sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
                 ).first():
                     conn.exec_driver_sql(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
                     conn.exec_driver_sql(f"DROP OWNED BY {role}")
                     conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["reconcile", "--json", "--statement", "no-such-statement.csv"],
+        ["verify", "--json", "--max-findings", "0"],
+        ["verify", "--json", "--no-such-option"],
+        ["stats", "--json", "--as-of", "not a time"],
+        ["dlq", "list", "--json", "--as-of", "not a time"],
+    ],
+)
+def test_json_mode_is_json_on_every_path(
+    run_ledger: RunLedger, log: list[StoredEvent], args: list[str]
+) -> None:
+    result = run_ledger(*args)
+    assert result.returncode == 2
+    record = orjson.loads(result.stdout)
+    assert record["ok"] is False and record["error"]["exitCode"] == 2
+    assert record["error"]["message"] and "Traceback" not in result.stderr

@@ -6,28 +6,35 @@ this test run, connects as the app role, and tries what an attacker would.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from ledger import migrate
 from ledger.audit.roles import roles_sql
+from ledger.audit.settled import completed_settlements
 from ledger.audit.verify import verify_log
 from ledger.db import create_engine
 from ledger.errors import InvalidRequest
-from ledger.events import EventType, NewEvent, to_utc
+from ledger.events import EventType, NewEvent, format_time, to_utc
 from ledger.store import EventStore
+from projections import queries
 from projections.memory import MemoryProjection
 from projections.runner import Projector, rebuild, replay
 from projections.schema import SCRATCH
 from projections.snapshot import read_snapshot
-from tests.audit_support import Attacker, forged_payout
+from tests.audit_support import Attacker, build_log, forged_payout
 from tests.backends import postgres_schema
+from tests.e2e.conftest import LEDGER
 from tests.factories import request
 from tests.projection_logs import append_plan, seeded_plan
 
@@ -39,12 +46,22 @@ class Roles:
     owner_name: str
     app_name: str
     schema: str
+    auditor_name: str
+    url: str
 
     def apply(self) -> None:
         with self.admin.begin() as conn:
             conn.exec_driver_sql(
-                roles_sql(owner=self.owner_name, app=self.app_name, schema=self.schema)
+                roles_sql(
+                    owner=self.owner_name,
+                    app=self.app_name,
+                    auditor=self.auditor_name,
+                    schema=self.schema,
+                )
             )
+
+    def url_of(self, role: str) -> str:
+        return make_url(self.url).set(username=role).render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -54,19 +71,20 @@ def roles() -> Iterator[Roles]:
         migrate.upgrade(url)
         suffix = uuid.uuid4().hex[:10]
         owner, app = f"ledger_owner_{suffix}", f"ledger_app_{suffix}"
+        auditor = f"ledger_auditor_{suffix}"
         admin = create_engine(url, poolclass=sa.pool.NullPool)
         with admin.begin() as conn:  # a projection table that exists when the script runs
             conn.exec_driver_sql("CREATE TABLE projection_demo (id int PRIMARY KEY, n int)")
         app_url = make_url(url).set(username=app).render_as_string(hide_password=False)
         app_engine = create_engine(app_url, poolclass=sa.pool.NullPool)
-        setup = Roles(admin, app_engine, owner, app, schema)
+        setup = Roles(admin, app_engine, owner, app, schema, auditor, url)
         try:
             setup.apply()
             yield setup
         finally:
             app_engine.dispose()
             with admin.begin() as conn:
-                for role in (owner, app):
+                for role in (owner, app, auditor):
                     exists = conn.execute(
                         sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
                     ).first()
@@ -219,3 +237,63 @@ def test_the_app_role_appends_after_a_clock_stepped_back(roles: Roles) -> None:
     job = store.enqueue(request(idempotency_key="after-step"), max_attempts=3)
     assert job.event is not None and job.event.occurred_at == rows[-1]["occurred_at"]
     assert verify_log(roles.app).ok
+
+
+def _as_auditor(roles: Roles, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "LEDGER_DATABASE_URL": roles.url_of(roles.auditor_name)}
+    return subprocess.run(
+        [*LEDGER, *args], capture_output=True, text=True, env=environment, timeout=120, check=False
+    )
+
+
+def test_the_auditor_role_reads_and_cannot_write(roles: Roles) -> None:
+    store = EventStore(roles.admin)
+    build_log(store, 8)
+    Projector(store).catch_up()
+    auditor = create_engine(roles.url_of(roles.auditor_name), poolclass=sa.pool.NullPool)
+    try:
+        for statement in (
+            "INSERT INTO projection_demo VALUES (1, 1)",
+            "DELETE FROM events",
+            "CREATE TEMPORARY TABLE scratch (id int)",
+        ):
+            message = refused(auditor, statement)
+            assert "permission denied" in message or "read-only transaction" in message
+    finally:
+        auditor.dispose()
+
+
+def test_every_auditor_command_runs_as_the_read_only_role(roles: Roles, tmp_path: Path) -> None:
+    """verify, history, events, stats/dlq --as-of, replay --check, reconcile: SELECT is enough."""
+    store = EventStore(roles.admin)
+    job_ids = build_log(store, 8)
+    Projector(store).catch_up()
+    settled = list(completed_settlements(store.read_all()))
+    statement = tmp_path / "statement.csv"
+    statement.write_text(
+        "idempotency_key,amount,currency,settled_at\n"
+        + "".join(
+            f"{s.idempotency_key},{s.amount},{s.currency},{format_time(s.completed_at)}\n"
+            for s in settled
+        )
+    )
+    now = format_time(datetime.now(UTC))
+    commands = [
+        ["verify", "--json"],
+        ["history", job_ids[0], "--json"],
+        ["events", "--format", "jsonl"],
+        ["stats", "--as-of", now, "--json"],
+        ["dlq", "list", "--as-of", now, "--json"],
+        ["replay", "--check", "--json"],
+        ["reconcile", "--json", "--statement", str(statement)],
+    ]
+    for command in commands:
+        result = _as_auditor(roles, *command)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+    stats = orjson.loads(_as_auditor(roles, "stats", "--as-of", now, "--json").stdout)
+    assert stats["stats"]["total"] == 8
+    dlq = orjson.loads(_as_auditor(roles, "dlq", "list", "--as-of", now, "--json").stdout)
+    assert dlq["count"] == queries.dlq_page(roles.admin).count
+    check = orjson.loads(_as_auditor(roles, "replay", "--check", "--json").stdout)
+    assert check["ok"] is True and check["behind"] == 0
