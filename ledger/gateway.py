@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ledger.claims import ClaimedJob
 from ledger.errors import PermanentFailure
+from ledger.events import format_time
 
 
 def chance(seed: int, *parts: object) -> float:
@@ -26,6 +28,8 @@ class Payment:
     idempotency_key: str
     amount: int
     currency: str
+    #: when the provider paid it (its statement's ``settled_at``)
+    paid_at: datetime | None = None
 
 
 @dataclass
@@ -50,18 +54,23 @@ class SimulatedGateway:
         if chance(self.seed, key, job.attempt) < self.fail_rate:
             raise TimeoutError("payment gateway timed out")
         with self._lock:
-            self.payments.setdefault(key, Payment(key, job.request.amount, job.request.currency))
+            payment = Payment(key, job.request.amount, job.request.currency, datetime.now(UTC))
+            self.payments.setdefault(key, payment)
 
     def refuses(self, key: str) -> bool:
         return chance(self.seed, key, "permanent") < self.permanent_rate
 
-    def statement_csv(self, settled_at: str) -> str:
-        """The provider's report of what it paid (what `ledger reconcile --statement` reads)."""
+    def statement_csv(self, settled_at: str | None = None) -> str:
+        """The provider's report of what it paid (what `ledger reconcile --statement` reads).
+
+        Each line's ``settled_at`` is when it paid, or ``settled_at`` for every line.
+        """
         lines = ["idempotency_key,amount,currency,settled_at"]
         with self._lock:
             for payment in sorted(self.payments.values(), key=lambda p: p.idempotency_key):
+                when = settled_at or format_time(payment.paid_at or datetime.now(UTC))
                 lines.append(
-                    f"{payment.idempotency_key},{payment.amount},{payment.currency},{settled_at}"
+                    f"{payment.idempotency_key},{payment.amount},{payment.currency},{when}"
                 )
         return "\n".join(lines) + "\n"
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.business_time import business_zone
 
 DEFAULT_DATABASE_URL = "sqlite:///./ledger.db"
 
@@ -53,7 +56,23 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a log change may stay unseen in Redis before the sweep pushes it.",
     )
+    business_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone the business closes its days and months in (reconcile "
+        "periods, as-of days, times typed without an offset), e.g. Asia/Seoul.",
+    )
     handler: str | None = Field(
         default=None,
         description="Job handler (module:callable) `ledger serve` runs on the embedded default.",
     )
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        business_zone(value)
+        return value
+
+    @property
+    def business_zone(self) -> ZoneInfo:
+        """``business_timezone`` as a zone."""
+        return business_zone(self.business_timezone)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ledger.audit.queries import COLUMNS, AuditEvent
 from ledger.events import format_time
+from ledger.money import format_amounts
 
 #: rows per rendered table: a table is drawn a chunk at a time so memory stays flat
 TABLE_CHUNK = 200
@@ -85,10 +86,10 @@ def _table_cells(event: AuditEvent) -> tuple[str, ...]:
 
 
 def _amount(event: AuditEvent) -> str:
-    """Minor units and currency, as in the CSV (``1001 USD`` is 10.01 dollars)."""
+    """The amount as a person reads it (``1001 USD`` is ``10.01 USD``); CSV/JSONL keep minor units."""
     if event.amount is None or event.currency is None:
         return ""
-    return f"{event.amount} {event.currency}"
+    return str(format_amounts({"amount": event.amount, "currency": event.currency})["amount"])
 
 
 def write_events(

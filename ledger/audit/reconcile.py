@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from ledger.audit.settled import Settlement, completed_settlements
-from ledger.audit.statement import StatementDiff, StatementLine, diff_statement
+from ledger.audit.statement import (
+    DEFAULT_TOLERANCE,
+    Period,
+    StatementDiff,
+    StatementLine,
+    diff_statement,
+)
+from ledger.events import format_time
 from ledger.store import EventStore
 
 
@@ -113,11 +120,18 @@ def read_settlements(engine: Engine) -> Iterable[Settlement]:
     return completed_settlements(EventStore(engine).read_all())
 
 
-def statement_check(statement: Sequence[StatementLine]) -> ReconcileCheck:
-    """The statement diff as a check."""
+def statement_check(
+    statement: Sequence[StatementLine],
+    *,
+    period: Period | None = None,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
+) -> ReconcileCheck:
+    """The statement diff as a check (``period``: the statement's own span by default)."""
 
     def check(engine: Engine) -> CheckResult:
-        diff = diff_statement(read_settlements(engine), statement)
+        diff = diff_statement(
+            read_settlements(engine), statement, period=period, tolerance=tolerance
+        )
         return CheckResult("statement", diff.ok, summarise(diff), diff.as_dict())
 
     return check
@@ -125,19 +139,27 @@ def statement_check(statement: Sequence[StatementLine]) -> ReconcileCheck:
 
 def summarise(diff: StatementDiff) -> str:
     """One line: counts of each kind of difference, or agreement."""
+    period = diff.period
+    span = "" if period is None else f" in {format_time(period.start)} .. {format_time(period.end)}"
+    edges = (
+        f"; {len(diff.outside_period)} just outside the period (not compared)"
+        if diff.outside_period
+        else ""
+    )
     if diff.ok:
         return (
-            f"{diff.ledger_count} completed settlements match {diff.statement_count} "
-            "statement lines"
+            f"{diff.ledger_count} completed settlements{span} match {diff.statement_count} "
+            f"statement lines{edges}"
         )
     parts = [
         (len(diff.missing_from_statement), "missing from the statement"),
         (len(diff.extra_in_statement), "extra in the statement"),
         (len(diff.mismatches), "amount/currency mismatches"),
+        (len(diff.settled_at_mismatches), "settled_at further than the tolerance"),
         (len(diff.duplicates_in_statement), "duplicates in the statement"),
         (len(diff.duplicates_in_ledger), "duplicates in the ledger"),
     ]
-    return ", ".join(f"{count} {what}" for count, what in parts if count)
+    return ", ".join(f"{count} {what}" for count, what in parts if count) + span + edges
 
 
 def reconcile(engine: Engine, checks: Sequence[ReconcileCheck]) -> ReconcileReport:

@@ -92,9 +92,7 @@ def _report(run: DemoRun, options: DemoOptions) -> None:
         console.print(Rule("auditor checks"))
         result = verify_log(engine)
         _check("verify", result.ok, f"{result.checked:,} events, head {result.head_hash[:16]}…")
-        statement = parse_statement(
-            run.gateway.statement_csv(datetime.now(UTC).date().isoformat()).splitlines()
-        )
+        statement = parse_statement(run.gateway.statement_csv().splitlines())
         report = reconcile(engine, [*projection_checks(), statement_check(statement)])
         for check in report.checks:
             _check(f"reconcile: {check.name}", check.ok, check.summary)

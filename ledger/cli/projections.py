@@ -27,10 +27,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from ledger.business_time import parse_moment
 from ledger.cli.app import app, console, err_console, load_settings, print_json
 from ledger.db import create_engine
 from ledger.errors import DatabaseUnavailable, InvalidRequest
-from ledger.events import StoredEvent, format_time, to_utc
+from ledger.events import StoredEvent, format_time
 from ledger.money import format_amount
 from ledger.store import EventStore
 from projections import as_of as in_memory
@@ -55,14 +56,14 @@ def open_store() -> Iterator[EventStore]:
 
 
 def parse_time(text: str, option: str) -> datetime:
-    """ISO 8601 (``Z`` or an offset; a naive time is UTC), or ``InvalidRequest`` (exit 2)."""
-    try:
-        return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        raise InvalidRequest(
-            f"invalid {option}: {text!r} is not an ISO 8601 time (e.g. 2026-01-31T23:59:59Z)",
-            field=option,
-        ) from None
+    """An instant for an as-of option, or ``InvalidRequest`` (exit 2).
+
+    ISO 8601 with ``Z`` or an offset; a time without one is business time
+    (``LEDGER_BUSINESS_TIMEZONE``); a date means the end of that business day
+    ("as of the 31st": as the log stood when the day closed).
+    """
+    zone = load_settings().business_zone
+    return parse_moment(text, option, zone, end_of_day=True)
 
 
 # -- progress ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from ledger.events import StoredEvent, format_time
+from ledger.events import EventType, NewEvent, StoredEvent, format_time
 from ledger.store import EventStore
 from tests.audit_support import Attacker, build_log, rewrite_chain
 from tests.e2e.conftest import RunLedger
@@ -190,9 +191,11 @@ def test_events_filters(run_ledger: RunLedger, log: list[StoredEvent]) -> None:
     assert run_ledger("events", "--type", "paid").returncode == 2
 
 
-def write_statement(tmp_path: Path, lines: list[tuple[str, int, str]]) -> Path:
+def write_statement(tmp_path: Path, lines: list[tuple[str, int, str]], at: datetime | str) -> Path:
+    """A statement whose every line settled at ``at`` (the log's own time, in these tests)."""
     path = tmp_path / "statement.csv"
-    body = "".join(f"{k},{a},{c},2026-11-26T00:00:00Z\n" for k, a, c in lines)
+    when = at if isinstance(at, str) else format_time(at)
+    body = "".join(f"{k},{a},{c},{when}\n" for k, a, c in lines)
     path.write_text(HEADER + body, encoding="utf-8")
     return path
 
@@ -200,7 +203,8 @@ def write_statement(tmp_path: Path, lines: list[tuple[str, int, str]]) -> Path:
 def test_reconcile_a_matching_statement(
     run_ledger: RunLedger, log: list[StoredEvent], tmp_path: Path
 ) -> None:
-    result = run_ledger("reconcile", "--statement", str(write_statement(tmp_path, SETTLED)))
+    path = write_statement(tmp_path, SETTLED, log[-1].occurred_at)
+    result = run_ledger("reconcile", "--statement", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "statement: ok" in result.stdout
 
@@ -215,8 +219,9 @@ def test_reconcile_reports_each_difference_once(
         ("key-5", 1005, "JPY"),  # duplicate
         ("key-9", 50, "KRW"),  # extra; key-4 is missing
     ]
-    path = write_statement(tmp_path, lines)
-    result = run_ledger("reconcile", "--statement", str(path), "--json")
+    path = write_statement(tmp_path, lines, log[-1].occurred_at)
+    day = log[-1].occurred_at.date().isoformat()  # the log's one day is the period
+    result = run_ledger("reconcile", "--statement", str(path), "--json", "--from", day, "--to", day)
     assert result.returncode == 1
     checks = {check["name"]: check for check in orjson.loads(result.stdout)["checks"]}
     assert checks["projections"]["ok"] and checks["conservation"]["ok"]
@@ -258,6 +263,13 @@ def test_reconcile_without_a_statement_checks_the_projections(
     report = orjson.loads(result.stdout)
     assert report["ok"] is True
     assert [check["name"] for check in report["checks"]] == ["projections", "conservation"]
+    # nothing caught the live projections up, and a read does not: it says how far behind
+    assert report["checks"][0]["details"]["behind"] == len(log)
+    conserved = report["checks"][1]["details"]["replayed"]
+    assert {item["currency"] for item in conserved} == {"JPY", "KRW", "USD"}
+    assert run_ledger("project").returncode == 0
+    report = orjson.loads(run_ledger("reconcile", "--json").stdout)
+    assert report["ok"] is True and report["checks"][0]["details"]["behind"] == 0
     conserved = report["checks"][1]["details"]["live"]
     assert {item["currency"] for item in conserved} == {"JPY", "KRW", "USD"}
 
@@ -324,3 +336,66 @@ def test_json_mode_is_json_on_every_path(
     record = orjson.loads(result.stdout)
     assert record["ok"] is False and record["error"]["exitCode"] == 2
     assert record["error"]["message"] and "Traceback" not in result.stderr
+
+
+def test_reconcile_by_period_leaves_other_periods_alone(
+    run_ledger: RunLedger, engine: Engine, tmp_path: Path
+) -> None:
+    """A March statement against a log of February to April, closed in Seoul's time."""
+    seoul = {"LEDGER_BUSINESS_TIMEZONE": "Asia/Seoul"}
+    moments = {
+        "feb": datetime(2026, 2, 27, 3, tzinfo=UTC),
+        # 2026-03-01 08:00 in Seoul: March there, February in UTC
+        "edge": datetime(2026, 2, 28, 23, tzinfo=UTC),
+        "mar": datetime(2026, 3, 10, 3, tzinfo=UTC),
+        "mar-late": datetime(2026, 3, 20, 3, tzinfo=UTC),
+        "apr": datetime(2026, 4, 10, 3, tzinfo=UTC),
+    }
+    now = [moments["feb"]]
+    store = EventStore(engine, clock=lambda: now[0])
+    for key, moment in moments.items():
+        now[0] = moment
+        job = store.enqueue(
+            request(idempotency_key=key, amount=151037, currency="USD"), max_attempts=1
+        )
+        store.append(job.job_id, 1, [NewEvent(EventType.ATTEMPTED, {"attempt": 1}, "w")])
+        store.append(job.job_id, 2, [NewEvent(EventType.COMPLETED, {"attempt": 1}, "w")])
+    lines = [("edge", 151037, "USD"), ("mar", 151037, "USD")]
+    path = write_statement(tmp_path, lines, "2026-03-10T04:00:00Z")
+    # "edge" settled_at is off by more than the tolerance: a settled_at mismatch
+    run = run_ledger(
+        "reconcile", "--statement", str(path), "--from", "2026-03-01", "--to", "2026-03-31",
+        "--json", env=seoul,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    details = {c["name"]: c for c in orjson.loads(run.stdout)["checks"]}["statement"]["details"]
+    assert [m["idempotencyKey"] for m in details["missingFromStatement"]] == ["mar-late"]
+    assert [m["idempotencyKey"] for m in details["settledAtMismatches"]] == ["edge"]
+    assert details["extraInStatement"] == [] and details["notInPeriod"] == 2
+    assert details["period"] == {
+        "from": "2026-02-28T15:00:00.000000Z",
+        "to": "2026-03-31T14:59:59.999999Z",
+    }
+    # in UTC the same days leave "edge" in February: just outside the period, not missing
+    utc = run_ledger(
+        "reconcile", "--statement", str(path), "--from", "2026-03-01", "--to", "2026-03-31",
+        "--tolerance", str(timedelta(days=20).total_seconds()), "--json",
+    )  # fmt: skip
+    details = {c["name"]: c for c in orjson.loads(utc.stdout)["checks"]}["statement"]["details"]
+    assert [m["idempotencyKey"] for m in details["missingFromStatement"]] == ["mar-late"]
+    assert details["settledAtMismatches"] == [] and details["extraInStatement"] == []
+    # text: amounts as a person reads them (151037 USD is $1,510.37)
+    text = run_ledger("reconcile", "--statement", str(path), "--from", "2026-03-01", env=seoul)
+    assert "1,510.37 USD" in text.stdout and "151037 USD" not in text.stdout
+    assert "--from and --to" in one_line_error(run_ledger("reconcile", "--from", "2026-03-01"), 2)
+
+
+def test_the_events_table_formats_amounts_by_the_currency_exponent(
+    run_ledger: RunLedger, log: list[StoredEvent]
+) -> None:
+    table = run_ledger("events", "--type", "enqueued")
+    assert table.returncode == 0, table.stderr
+    assert "10.01 USD" in table.stdout and "1001 USD" not in table.stdout
+    assert "1,000 KRW" in table.stdout
+    csv_text = run_ledger("events", "--format", "csv", "--type", "enqueued").stdout
+    assert "1001" in csv_text  # machine formats keep minor units

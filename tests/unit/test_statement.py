@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ledger.audit.settled import Settlement, completed_settlements
-from ledger.audit.statement import StatementLine, diff_statement, parse_statement
+from ledger.audit.statement import Period, StatementLine, diff_statement, parse_statement
 from ledger.errors import IllegalTransition, InvalidStatement
 from ledger.events import EventType
-from tests.factories import T0, default_data, request, stored
+from tests.factories import default_data, request, stored
 
 HEADER = "idempotency_key,amount,currency,settled_at"
 AT = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def settlement(key: str, amount: int, currency: str = "KRW") -> Settlement:
-    return Settlement(key, amount, currency, f"job-{key}", T0)
+    return Settlement(key, amount, currency, f"job-{key}", AT)
 
 
 def line(n: int, key: str, amount: int, currency: str = "KRW") -> StatementLine:
@@ -158,3 +158,107 @@ def test_an_event_after_completion_is_illegal() -> None:
     ]
     with pytest.raises(IllegalTransition):
         list(completed_settlements(events))
+
+
+# -- periods, settled_at and provider references -----------------------------------------
+
+MARCH = Period(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC))
+
+
+def paid(key: str, at: datetime, amount: int = 100, reference: str | None = None) -> Settlement:
+    return Settlement(key, amount, "KRW", f"job-{key}", at, reference)
+
+
+def settled(
+    n: int, key: str, at: datetime, amount: int = 100, reference: str | None = None
+) -> StatementLine:
+    return StatementLine(n, key, amount, "KRW", at, reference)
+
+
+def test_a_monthly_statement_leaves_other_months_alone() -> None:
+    """Payouts of February and April are not "missing" from March's statement."""
+    ledger = [
+        paid("feb", datetime(2026, 2, 10, tzinfo=UTC)),
+        paid("mar", datetime(2026, 3, 10, tzinfo=UTC)),
+        paid("mar-lost", datetime(2026, 3, 20, tzinfo=UTC)),
+        paid("apr", datetime(2026, 4, 10, tzinfo=UTC)),
+    ]
+    diff = diff_statement(
+        ledger, [settled(2, "mar", datetime(2026, 3, 10, 1, tzinfo=UTC))], period=MARCH
+    )
+    assert [s.idempotency_key for s in diff.missing_from_statement] == ["mar-lost"]
+    assert diff.not_in_period == 2 and diff.outside_period == []
+    assert diff.ledger_totals == {"KRW": 200} and diff.ledger_count == 2
+
+
+def test_payouts_at_the_period_edges_are_outside_not_missing() -> None:
+    just_before = datetime(2026, 2, 28, 23, 0, tzinfo=UTC)
+    just_after = datetime(2026, 4, 1, 0, 30, tzinfo=UTC)
+    ledger = [paid("before", just_before), paid("after", just_after)]
+    diff = diff_statement(ledger, [], period=MARCH, tolerance=timedelta(hours=2))
+    assert diff.ok and diff.missing_from_statement == []
+    assert [s.idempotency_key for s in diff.outside_period] == ["before", "after"]
+    # a payout completed just before the period, settled in it, is matched (not extra)
+    line = settled(2, "before", datetime(2026, 3, 1, 0, 30, tzinfo=UTC))
+    matched = diff_statement(ledger, [line], period=MARCH, tolerance=timedelta(hours=2))
+    assert matched.extra_in_statement == [] and matched.ok
+
+
+def test_the_default_period_is_the_statements_own_span() -> None:
+    ledger = [
+        paid("a", datetime(2026, 3, 5, tzinfo=UTC)),
+        paid("z", datetime(2026, 5, 5, tzinfo=UTC)),
+    ]
+    lines = [settled(2, "a", datetime(2026, 3, 5, 0, 1, tzinfo=UTC))]
+    diff = diff_statement(ledger, lines)
+    assert diff.ok and diff.not_in_period == 1
+    assert diff.period == Period(lines[0].settled_at, lines[0].settled_at)
+
+
+def test_settled_at_is_compared_within_the_tolerance() -> None:
+    at = datetime(2026, 3, 10, tzinfo=UTC)
+    ledger = [paid("near", at), paid("far", at)]
+    lines = [
+        settled(2, "near", at + timedelta(minutes=50)),
+        settled(3, "far", at + timedelta(days=3)),
+    ]
+    diff = diff_statement(ledger, lines, period=MARCH, tolerance=timedelta(hours=1))
+    assert not diff.ok
+    assert [(m.settlement.idempotency_key, m.line.line) for m in diff.settled_at_mismatches] == [
+        ("far", 3)
+    ]
+    assert diff.as_dict()["settledAtMismatches"][0]["line"] == 3
+
+
+def test_lines_match_on_the_provider_reference_where_the_log_has_one() -> None:
+    at = datetime(2026, 3, 10, tzinfo=UTC)
+    ledger = [paid("k1", at, reference="po_1"), paid("k2", at), paid("k3", at, reference="po_3")]
+    lines = [
+        settled(2, "", at, reference="po_1"),  # the provider knows only its own id
+        settled(3, "k2", at, reference="po_2"),  # the log has no reference: the key decides
+        settled(4, "k3", at, reference="po_9"),  # the log paid k3 as po_3: not this payout
+    ]
+    diff = diff_statement(ledger, lines, period=MARCH)
+    assert [s.line for s in diff.extra_in_statement] == [4]
+    assert [s.idempotency_key for s in diff.missing_from_statement] == ["k3"]
+    assert not diff.mismatches and not diff.duplicates_in_statement
+
+
+def test_a_statement_may_carry_references_instead_of_keys() -> None:
+    text = ["reference,amount,currency,settled_at", "po_1,5,KRW,2026-03-01T00:00:00Z"]
+    (parsed,) = parse_statement(text)
+    assert (parsed.reference, parsed.idempotency_key) == ("po_1", "")
+    with pytest.raises(InvalidStatement, match="idempotency_key is empty and so is reference"):
+        parse_statement(["reference,amount,currency,settled_at", ",5,KRW,2026-03-01"])
+
+
+def test_settlements_carry_the_providers_reference_and_settle_once() -> None:
+    enq = default_data(EventType.ENQUEUED)
+    done = {"attempt": 1, "provider": {"reference": "po_42", "fee": 0, "status": "paid"}}
+    events = [
+        stored(EventType.ENQUEUED, data=enq),
+        stored(EventType.ATTEMPTED, version=2),
+        stored(EventType.COMPLETED, version=3, data=done),
+    ]
+    (only,) = completed_settlements(events)
+    assert only.reference == "po_42"
