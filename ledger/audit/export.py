@@ -86,7 +86,10 @@ def _table_cells(event: AuditEvent) -> tuple[str, ...]:
 
 
 def _amount(event: AuditEvent) -> str:
-    """The amount as a person reads it (``1001 USD`` is ``10.01 USD``); CSV/JSONL keep minor units."""
+    """The amount as a person reads it (``1001 USD`` is ``10.01 USD``).
+
+    CSV and JSON Lines keep integers in minor units, for machines.
+    """
     if event.amount is None or event.currency is None:
         return ""
     return str(format_amounts({"amount": event.amount, "currency": event.currency})["amount"])
