@@ -460,4 +460,5 @@ def roles(
         f"roles ready: owner {owner_role}, app {app_role}, auditor {auditor_role} "
         f"on schema {schema}",
         markup=False,
+        soft_wrap=True,
     )
