@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -11,6 +13,21 @@ from sqlalchemy.engine import Engine, make_url
 
 #: execution option that makes a SQLite transaction a plain (deferred) reader
 READ_ONLY = "ledger_read_only"
+
+
+#: SQLite function ``ledger_local_day(stored UTC time text, IANA zone)`` -> ``YYYY-MM-DD``
+LOCAL_DAY_FUNCTION = "ledger_local_day"
+
+
+def _local_day(stored: str | None, zone: str) -> str | None:
+    """The day a stored SQLite time (UTC text) falls on in ``zone`` (None if unreadable)."""
+    if stored is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(stored).replace(tzinfo=UTC)
+        return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+    except (ValueError, KeyError):
+        return None
 
 
 def normalise_url(url: str) -> str:
@@ -64,6 +81,8 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) 
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLite has no time zone database: the business day of a stored UTC time
+        dbapi_connection.create_function(LOCAL_DAY_FUNCTION, 2, _local_day, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ledger.business_time import day_start
 from ledger.errors import InvalidRequest, JobNotFound
 from ledger.events import StoredEvent, epoch_ms, format_time, to_utc
 from ledger.lifecycle import fold
@@ -233,21 +235,26 @@ def totals(
     group_by: Sequence[str] = ("day",),
     currency: str | None = None,
     tables: ProjectionTables = LIVE,
+    zone: ZoneInfo | None = None,
 ) -> list[TotalRow]:
     """Completed amounts per currency and per ``group_by`` (any of ``GROUPS``).
 
-    ``start``/``end`` are UTC days, both inclusive. Rows are ordered by currency
-    then by the groups. Grouped by day alone (or by currency only) they come from
-    ``daily_totals``, a few rows per day; finer groups sum the completed jobs of
-    ``job_state`` (by its index on the completed jobs' ``completed_at``).
+    ``start``/``end`` are business days in ``zone`` (default UTC), both
+    inclusive. Rows are ordered by currency then by the groups. In UTC, grouped
+    by day alone (or by currency only) they come from ``daily_totals``, a few
+    rows per day; finer groups, and days of another zone, sum the completed jobs
+    of ``job_state`` (by its index on the completed jobs' ``completed_at``).
     """
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:
         raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
-    if set(group_by) <= {"day"}:
+    local = zone if zone is not None and zone.key != "UTC" else None
+    if set(group_by) <= {"day"} and local is None:
         query = _daily_totals_query(tables, start, end, group_by, currency)
     else:
-        query = completed_totals_query(tables, engine.dialect.name, start, end, group_by, currency)
+        query = completed_totals_query(
+            tables, engine.dialect.name, start, end, group_by, currency, zone=local
+        )
     with reading(engine) as conn:
         return [
             TotalRow(
@@ -286,26 +293,44 @@ def completed_totals_query(
     end: date | None,
     group_by: Sequence[str],
     currency: str | None,
+    *,
+    zone: ZoneInfo | None = None,
 ) -> sa.Select[Any]:
     """Jobs and amounts of the completed jobs per currency and ``group_by``, settled
-    ``start..end`` (UTC days, inclusive); ``dialect`` says how to take a time's day."""
+    ``start..end`` (days in ``zone``, default UTC, inclusive); ``dialect`` says how to
+    take a time's day."""
     jobs = tables.job_state
-    day = _utc_day(jobs.c.completed_at, dialect).label("day")
+    day = (
+        _utc_day(jobs.c.completed_at, dialect)
+        if zone is None
+        else _local_day(jobs.c.completed_at, dialect, zone)
+    ).label("day")
     columns = [jobs.c.currency, *(day if name == "day" else jobs.c[name] for name in group_by)]
     # the partial index's own condition, as text: a bound status would not match it
     query = sa.select(*columns, sa.func.count(), sa.func.sum(jobs.c.amount)).where(COMPLETED_ROWS)
     if start is not None:
-        query = query.where(jobs.c.completed_at >= _midnight(start))
+        query = query.where(jobs.c.completed_at >= _midnight(start, zone))
     if end is not None and end < date.max:  # no day after the last one: no upper bound
-        query = query.where(jobs.c.completed_at < _midnight(end + timedelta(days=1)))
+        query = query.where(jobs.c.completed_at < _midnight(end + timedelta(days=1), zone))
     if currency is not None:
         query = query.where(jobs.c.currency == currency)
     return query.group_by(*columns).order_by(*columns)
 
 
-def _midnight(day: date) -> datetime:
-    """The instant a UTC day starts."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def _midnight(day: date, zone: ZoneInfo | None = None) -> datetime:
+    """The instant a day starts (UTC by default), in UTC."""
+    if zone is None:
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return day_start(day, zone)
+
+
+def _local_day(
+    moment: sa.ColumnElement[Any], dialect: str, zone: ZoneInfo
+) -> sa.ColumnElement[date]:
+    """The day of a stored time in ``zone`` (SQLite: the function ``ledger.db`` registers)."""
+    if dialect == "sqlite":
+        return sa.type_coerce(sa.func.ledger_local_day(moment, zone.key), sa.Date)
+    return sa.cast(sa.func.timezone(zone.key, moment), sa.Date)
 
 
 def _utc_day(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[date]:

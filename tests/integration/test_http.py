@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger.business_time import business_day
 from ledger.http import create_app
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
@@ -323,3 +325,19 @@ def test_metrics_are_prometheus_text(client: TestClient, ledger: Ledger) -> None
     assert "ledger_log_position 1.0" in text
     assert "ledger_projection_lag_events" in text
     assert "ledger_attempt_duration_seconds" in text
+
+
+def test_totals_per_day_are_business_days(db_url: str) -> None:
+    seoul = build_ledger(
+        Settings(database_url=db_url, api_tokens=TOKEN_SPEC, business_timezone="Asia/Seoul")
+    )
+    try:
+        client = TestClient(create_app(seoul))
+        enqueue(client, idempotencyKey="k1", amount=100)
+        settle(seoul, ["done"])
+        (completed,) = [e for e in seoul.store.read_all() if e.type.value == "completed"]
+        by_day = client.get("/api/totals?groupBy=day", headers=auth("auditor")).json()
+        expected = business_day(completed.occurred_at, ZoneInfo("Asia/Seoul")).isoformat()
+        assert [(t["day"], t["amount"]) for t in by_day["totals"]] == [(expected, 100)]
+    finally:
+        seoul.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -296,3 +297,30 @@ def test_history_shows_a_waiting_job_due_later_as_delayed(store: EventStore) -> 
     at = result.event.occurred_at
     assert queries.history(store, result.job_id, at).state == "delayed"
     assert queries.history(store, result.job_id, at + timedelta(hours=2)).state == "waiting"
+
+
+def test_totals_per_business_day_follow_the_business_time_zone(engine: Engine) -> None:
+    """A Korean platform's day closes at 15:00 UTC: totals per day follow Asia/Seoul."""
+    seoul = ZoneInfo("Asia/Seoul")
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    now = [day]
+    store = EventStore(engine, clock=lambda: now[0])
+    settled = {  # UTC instants, in time order
+        "mar-1-seoul": day + timedelta(hours=10),  # 19:00 on 1 March in Seoul
+        "mar-2-seoul": day + timedelta(hours=15),  # 00:00 on 2 March in Seoul, still 1 March UTC
+        "mar-2-late": day + timedelta(hours=30),  # 15:00 on 2 March in Seoul
+    }
+    for n, (key, moment) in enumerate(settled.items()):
+        now[0] = moment
+        complete(store, enqueue(store, key, amount=100 * (n + 1)))
+    Projector(store).catch_up()
+
+    def by_day(**options: object) -> list[tuple[object, int, int]]:
+        rows = queries.totals(engine, group_by=("day",), **options)  # type: ignore[arg-type]
+        return [(r.group["day"], r.jobs, r.amount) for r in rows]
+
+    first, second = date(2026, 3, 1), date(2026, 3, 2)
+    assert by_day() == [(first, 2, 300), (second, 1, 300)]  # UTC days
+    assert by_day(zone=seoul) == [(first, 1, 100), (second, 2, 500)]
+    assert by_day(zone=seoul, start=second, end=second) == [(second, 2, 500)]
+    assert by_day(zone=ZoneInfo("UTC")) == by_day()

@@ -68,12 +68,21 @@ def list_events(
 def settled_totals(
     request: Request,
     _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
-    from_day: Annotated[date | None, Query(alias="from", description="UTC day, inclusive.")] = None,
-    to_day: Annotated[date | None, Query(alias="to", description="UTC day, inclusive.")] = None,
+    from_day: Annotated[
+        date | None,
+        Query(alias="from", description="Business day (LEDGER_BUSINESS_TIMEZONE), inclusive."),
+    ] = None,
+    to_day: Annotated[
+        date | None,
+        Query(alias="to", description="Business day (LEDGER_BUSINESS_TIMEZONE), inclusive."),
+    ] = None,
     group_by: Annotated[Literal["day", "user", "place", "mission"], Query(alias="groupBy")] = "day",
     currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
 ) -> dict[str, Any]:
-    """Completed (settled) amounts per currency and per day, user, place or mission."""
+    """Completed (settled) amounts per currency and per day, user, place or mission.
+
+    Days are business days: ``LEDGER_BUSINESS_TIMEZONE`` (default UTC).
+    """
     column = GROUP_COLUMNS[group_by]
     rows = queries.totals(
         fresh_engine(request),
@@ -81,6 +90,7 @@ def settled_totals(
         end=to_day,
         group_by=(column,),
         currency=currency,
+        zone=request.app.state.ledger.settings.business_zone,
     )
     return {
         "groupBy": group_by,
