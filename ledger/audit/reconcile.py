@@ -148,8 +148,8 @@ def summarise(diff: StatementDiff) -> str:
     )
     if diff.ok:
         return (
-            f"{diff.ledger_count} completed settlements{span} match {diff.statement_count} "
-            f"statement lines{edges}"
+            f"{diff.statement_count} statement lines match the log's completed settlements "
+            f"({diff.ledger_count} completed{span}){edges}"
         )
     parts = [
         (len(diff.missing_from_statement), "missing from the statement"),
