@@ -119,5 +119,5 @@ def test_table_lists_every_event(engine: Engine, log: list[StoredEvent]) -> None
     count = write_events(iter_events(engine, EventFilters()), ExportFormat.TABLE, out, console)
     text = out.getvalue()
     assert count == len(log)
-    assert log[0].job_id in text and "1000 KRW" in text
+    assert log[0].job_id in text and "1,000 KRW" in text  # as a person reads it
     assert text.count("position") == 1  # one header, however many chunks
