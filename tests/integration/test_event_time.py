@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from ledger.audit.checkpoint import anchors, take_checkpoint
 from ledger.audit.verify import ProblemKind, verify_log
 from ledger.store import EventStore
+from projections.as_of import stats_as_of
 from tests.audit_support import Attacker, build_log, forged_payout
 from tests.factories import request
 
@@ -108,3 +109,19 @@ def test_as_of_a_time_is_the_prefix_before_the_first_later_event(store: EventSto
     assert "forged-payout" not in {e.idempotency_key for e in store.read_all(until_time=when)}
     assert store.position_at(when - timedelta(days=30)) == 0
     assert store.position_at(when + timedelta(days=30)) == honest_head + 3
+
+
+def test_stats_as_of_a_past_day_leave_a_backdated_payout_out(store: EventStore) -> None:
+    honest_head, first = backdated_log(store)
+    when = first["occurred_at"]
+    assert isinstance(when, datetime)
+    honest_end = store.read_all(after=honest_head - 1, until_position=honest_head)
+    last_honest_time = next(iter(honest_end)).occurred_at
+    # any past moment, even one after the forged events' own date: they are not in its prefix
+    tick = timedelta(microseconds=1)
+    for moment in (when, when + tick, last_honest_time - tick):
+        stats = stats_as_of(store, moment)
+        krw = stats.by_currency.get("KRW", {})
+        assert all(totals.amount < 500_000_000 for totals in krw.values()), moment
+    # as of now the forged payout is in the log (verify names it: backdated)
+    assert stats_as_of(store, datetime.now(UTC)).position == honest_head + 3
