@@ -21,11 +21,11 @@ Rows are tuples in ``COLUMNS`` order, values as the driver takes them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -66,11 +66,31 @@ KEY_INDEX = next(
 #: SQLite's limit is 32,766 bound values per statement; 500 rows use 6,500
 _SQLITE_CHUNK = 500
 
+T = TypeVar("T")
 Row = tuple[Any, ...]
 #: position, hash, occurred_at of the last event (None when the log is empty)
 Head = tuple[int, str, datetime | None]
 #: idempotency key -> (job id, request fingerprint)
 KnownKeys = dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteLimits:
+    """How long one append may wait for the append lock, run one statement, or sit idle in
+    its transaction (milliseconds; 0 means no limit). PostgreSQL only: ``SET LOCAL`` on
+    every append transaction, so reads (exports, audits) are not bounded by them.
+
+    Every writer waits behind the one holding the append lock; a holder that stops
+    (SIGSTOP, a long GC pause, a frozen VM) would freeze them all. The server ends
+    an idle holder's session after ``idle_ms`` and a stalled statement (a ``COPY``
+    whose client stopped sending) after ``statement_ms``; the stopped writer finds
+    its transaction gone, and the version check fences its late outcome. A writer
+    that waited ``lock_ms`` fails with ``DatabaseUnavailable`` and retries.
+    """
+
+    lock_ms: int = 10_000
+    statement_ms: int = 15_000
+    idle_ms: int = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +128,10 @@ class AppendSQL(Protocol):
         """Whether ``error`` is the unique index on the idempotency key refusing a row."""
 
 
-def for_dialect(dialect: Dialect) -> AppendSQL:
+def for_dialect(dialect: Dialect, limits: WriteLimits | None = None) -> AppendSQL:
     """The append statements for the engine's backend."""
     if dialect.name == "postgresql":
-        return PostgresAppendSQL()
+        return PostgresAppendSQL(limits or WriteLimits())
     return SqliteAppendSQL(dialect)
 
 
@@ -196,6 +216,11 @@ def _sqlite_insert(rows: int) -> str:
 
 # -- PostgreSQL -------------------------------------------------------------------
 
+# this transaction's bounds (``WriteLimits``), set before it waits for the lock
+_PG_LIMITS = (
+    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true),"
+    " set_config('idle_in_transaction_session_timeout', %s, true)"
+)
 _PG_LOCK = "SELECT pg_advisory_xact_lock(%s + 'events'::regclass::oid::bigint)"
 # one row even on an empty log: the clock, and the head (NULLs when there is none)
 _PG_HEAD = (
@@ -225,46 +250,54 @@ _PG_INSERT_ONE = (
 class PostgresAppendSQL:
     """PostgreSQL through psycopg 3 directly (the connection SQLAlchemy holds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: WriteLimits | None = None) -> None:
         import psycopg
 
         # libpq 14+ pipelines; an older system libpq gets the same statements one by one
         self._pipelined = psycopg.Pipeline.is_supported()
+        limits = limits or WriteLimits()
+        self._limits = (str(limits.lock_ms), str(limits.statement_ms), str(limits.idle_ms))
 
     def open(
         self, conn: Connection, *, keys: Sequence[str] = (), job_ids: Sequence[str] = ()
     ) -> Opening:
         driver = _psycopg(conn)
-        # one round trip: BEGIN, the lock, then reads that each take their own
-        # snapshot after the lock is granted (READ COMMITTED), so they see every
-        # append committed before ours. None is prepared: a generic plan made
-        # while the log was tiny could stay a scan
-        with _driver_errors(_PG_HEAD), driver.pipeline() if self._pipelined else nullcontext():
-            driver.execute(_PG_LOCK, (APPEND_LOCK_BASE,), prepare=False)
-            head = driver.execute(_PG_HEAD, prepare=False)
-            found = _query(driver, _PG_KEYS, list(dict.fromkeys(keys))) if keys else None
-            current = _query(driver, _PG_VERSIONS, list(job_ids)) if job_ids else None
-            row = head.fetchone()
-            known = _fingerprints(iter(found)) if found is not None else {}
-            versions = _versions(current) if current is not None else {}
+        # One round trip: BEGIN, the bounds, the lock, then look-ups that each take
+        # their own snapshot after the lock is granted (READ COMMITTED), so they see
+        # every append committed before ours. None is prepared: a generic plan made
+        # while the log was tiny could stay a scan. The head is read in a second
+        # round trip, outside the pipeline: psycopg ends a pipeline with a flush
+        # request after its sync, which leaves the server's idle-in-transaction timer
+        # unarmed until the next complete statement, and a writer stopped while it
+        # seals its rows would then hold the lock unbounded (``WriteLimits``).
+        pipeline = driver.pipeline() if self._pipelined else nullcontext()
+        with _driver_errors(_PG_HEAD, conn):
+            with _settled(pipeline):
+                driver.execute(_PG_LIMITS, self._limits, prepare=False)
+                driver.execute(_PG_LOCK, (APPEND_LOCK_BASE,), prepare=False)
+                found = _query(driver, _PG_KEYS, list(dict.fromkeys(keys))) if keys else None
+                current = _query(driver, _PG_VERSIONS, list(job_ids)) if job_ids else None
+                known = _fingerprints(iter(found)) if found is not None else {}
+                versions = _versions(current) if current is not None else {}
+            row = driver.execute(_PG_HEAD, prepare=False).fetchone()
         return Opening(_head_of(row), to_utc(row[3]), known, versions)
 
     def known_keys(self, conn: Connection, keys: Sequence[str]) -> KnownKeys:
-        with _driver_errors(_PG_KEYS):
+        with _driver_errors(_PG_KEYS, conn):
             return _fingerprints(iter(_query(_psycopg(conn), _PG_KEYS, list(dict.fromkeys(keys)))))
 
     def versions(self, conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
-        with _driver_errors(_PG_VERSIONS):
+        with _driver_errors(_PG_VERSIONS, conn):
             return _versions(_query(_psycopg(conn), _PG_VERSIONS, list(job_ids)))
 
     def insert(self, conn: Connection, rows: Sequence[Row]) -> None:
         driver = _psycopg(conn)
         if len(rows) == 1:
             # one row: a (prepared) INSERT is one round trip, COPY takes two
-            with _driver_errors(_PG_INSERT_ONE):
+            with _driver_errors(_PG_INSERT_ONE, conn):
                 driver.execute(_PG_INSERT_ONE, rows[0])
             return
-        with _driver_errors(PG_COPY), driver.cursor().copy(PG_COPY) as copy:
+        with _driver_errors(PG_COPY, conn), _settled(driver.cursor().copy(PG_COPY)) as copy:
             copy.set_types(PG_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
@@ -292,11 +325,41 @@ def _psycopg(conn: Connection) -> Any:
 
 
 @contextmanager
-def _driver_errors(statement: str) -> Iterator[None]:
-    """psycopg's errors as SQLAlchemy's, so the store translates one error tree."""
+def _driver_errors(statement: str, conn: Connection) -> Iterator[None]:
+    """psycopg's errors as SQLAlchemy's, so the store translates one error tree.
+
+    A connection the error left broken (the server ended the session: a restart,
+    ``pg_terminate_backend``, an idle-in-transaction timeout) is invalidated, so
+    the pool drops it instead of resetting it, which would fail again and log a
+    traceback; the caller's one line about the error is the whole story.
+    """
     import psycopg
 
     try:
         yield
     except psycopg.Error as exc:
-        raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+        driver = _psycopg(conn)
+        lost = bool(driver.broken or driver.closed)
+        if lost:
+            conn.invalidate()
+        raise sa_exc.DBAPIError.instance(
+            statement, None, exc, psycopg.Error, connection_invalidated=lost
+        ) from exc
+
+
+@contextmanager
+def _settled(block: AbstractContextManager[T]) -> Iterator[T]:
+    """``block`` (a psycopg pipeline or copy), ended before an error in it is raised.
+
+    psycopg logs a warning when ending the block fails while an error from inside
+    it propagates (a lost connection fails both); ended here first, the block's
+    own ending error is raised instead, once, and nothing is logged.
+    """
+    failure: BaseException | None = None
+    with block as inner:
+        try:
+            yield inner
+        except Exception as exc:
+            failure = exc
+    if failure is not None:
+        raise failure

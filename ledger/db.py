@@ -57,10 +57,17 @@ def can_fork(engine: Engine) -> bool:
     return True
 
 
-def create_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> Engine:
+def create_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_busy_timeout: float = 60.0,
+    **kwargs: Any,
+) -> Engine:
     """An engine with the ledger's connection set-up.
 
-    SQLite: WAL journal, a busy timeout, and write transactions opened with
+    SQLite: WAL journal, a busy timeout (how long a writer waits for the write
+    lock before it fails with "database is locked"), and write transactions opened with
     ``BEGIN IMMEDIATE`` so that the appender holds the single write lock from its
     first read of the log head to its commit (positions then follow commit order).
     Read transactions (``execution_options(ledger_read_only=True)``) stay deferred.
@@ -69,7 +76,8 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) 
     if make_url(url).get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return sa.create_engine(url, **kwargs)
-    engine = sa.create_engine(url, connect_args={"timeout": 60}, **kwargs)
+    engine = sa.create_engine(url, connect_args={"timeout": sqlite_busy_timeout}, **kwargs)
+    busy_ms = max(int(sqlite_busy_timeout * 1000), 1)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,7 +86,7 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) 
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
         # SQLite has no time zone database: the business day of a stored UTC time

@@ -65,6 +65,12 @@ def translate_errors() -> Iterator[None]:
         raise
     except sa_exc.InterfaceError as exc:
         raise DatabaseUnavailable(f"the database connection failed: {exc.orig}") from None
+    except sa_exc.DBAPIError as exc:
+        # the server ended the session (an idle-in-transaction timeout, a restart,
+        # pg_terminate_backend): its transaction is gone, nothing of it was kept
+        if exc.connection_invalidated:
+            raise DatabaseUnavailable(f"the database connection was lost: {exc.orig}") from None
+        raise
 
 
 class LogReader:

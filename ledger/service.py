@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from ledger.append_sql import WriteLimits
 from ledger.claims import ClaimBatch, ClaimedJob, Outcome, OutcomeResult
 from ledger.db import create_engine
 from ledger.decisions import (
@@ -476,15 +477,29 @@ def _rounds(outcomes: Sequence[Outcome]) -> Iterator[list[tuple[int, Outcome]]]:
 
 def build_ledger(settings: Settings) -> Ledger:
     """Wire a ledger from settings (explicitly; no globals)."""
-    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    engine = create_engine(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+    )
     policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
+    limits = WriteLimits(
+        lock_ms=_ms(settings.db_lock_timeout_seconds),
+        statement_ms=_ms(settings.db_statement_timeout_seconds),
+        idle_ms=_ms(settings.db_idle_timeout_seconds),
+    )
     return Ledger(
         settings=settings,
         engine=engine,
-        store=EventStore(engine),
+        store=EventStore(engine, limits=limits),
         queue=build_queue(settings),
         policy=policy,
     )
+
+
+def _ms(seconds: float) -> int:
+    """Seconds as whole milliseconds; a positive value never rounds down to 0 (no limit)."""
+    return max(round(seconds * 1000), 1) if seconds > 0 else 0
 
 
 __all__ = [

@@ -61,6 +61,29 @@ class Settings(BaseSettings):
         description="IANA time zone the business closes its days and months in (reconcile "
         "periods, as-of days, times typed without an offset), e.g. Asia/Seoul.",
     )
+    db_lock_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="PostgreSQL: longest wait of an append for the append lock, then it fails "
+        "with a clear error and is retried (0: no limit).",
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="PostgreSQL: longest run of one statement of an append, the lock wait "
+        "included (0: no limit).",
+    )
+    db_idle_timeout_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="PostgreSQL: an append transaction idle this long (its writer stopped) is "
+        "ended by the server, freeing the append lock for every other writer (0: no limit).",
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="SQLite: longest wait for the single write lock, then a clear error.",
+    )
     handler: str | None = Field(
         default=None,
         description="Job handler (module:callable) `ledger serve` runs on the embedded default.",

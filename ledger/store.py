@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.append_sql import Opening, Row
+from ledger.append_sql import Opening, Row, WriteLimits, for_dialect
 from ledger.db import is_sqlite
 from ledger.errors import ConcurrencyError, IdempotencyConflict, LedgerError
 from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_hash, to_utc
@@ -99,8 +99,11 @@ class EventStore(LogReader):
         *,
         clock: Clock | None = None,
         new_job_id: Callable[[], str] = new_job_id,
+        limits: WriteLimits | None = None,
     ) -> None:
         super().__init__(engine)
+        #: the append statements, bounded by ``limits`` (PostgreSQL; see ``WriteLimits``)
+        self._sql = for_dialect(engine.dialect, limits)
         self._clock = clock
         #: job ids for new jobs (time-ordered UUIDs; a seeded source makes demos reproducible)
         self.new_job_id = new_job_id
