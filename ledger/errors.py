@@ -184,3 +184,31 @@ class HandlerNotFound(LedgerError):
     """The worker's handler cannot be loaded; pass --handler as `package.module:callable`."""
 
     exit_code = 2
+
+
+class InvalidFilter(InvalidRequest):
+    """This is not a filter the log can be read by; see docs/scripts.md for the filters."""
+
+
+class PositionPastHead(InvalidRequest):
+    """The position is past the log's head; pass a position the log holds (0 for its start)."""
+
+    def __init__(self, position: int, head: int) -> None:
+        super().__init__(
+            f"position {position} is past the log's head (position {head}); pass a position "
+            f"from 0 to {head} (a stored position past the head belongs to another database)",
+            field="position",
+        )
+        self.position = position
+        self.head = head
+
+
+class NaiveTime(InvalidRequest):
+    """A time without a zone is ambiguous; pass an aware datetime (e.g. tzinfo=UTC)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name}: a datetime without a zone is ambiguous; pass an aware one "
+            "(e.g. datetime(2026, 3, 31, tzinfo=UTC))",
+            field=name,
+        )

@@ -1,0 +1,102 @@
+"""The log folded to a state as of a position: stats, the DLQ, totals, one job.
+
+The fold is the projections' own (``projections.memory.MemoryProjection``, the
+same code the SQL runner and the auditors' as-of reads use), run in memory
+over the log's prefix: nothing is written, so a read-only role can ask.
+Memory grows with the number of jobs in the prefix (one small record each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.lifecycle import as_time
+from ledger.log_reader import LogReader
+from projections.memory import MemoryProjection
+from projections.queries import DlqEntry, TotalRow
+from projections.rows import JobRecord
+from projections.stats import CurrencyBalance, QueueStats, balances
+
+#: events folded per batch (memory follows the fold's records, not the batch)
+FOLD_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """Every read model as the log's first ``position`` events leave it.
+
+    ``moment`` is the instant the state stands at: the time asked for, or the
+    time of the event at ``position``; it decides which waiting jobs count as
+    delayed.
+    """
+
+    position: int
+    moment: datetime
+    _projection: MemoryProjection
+    _reader: LogReader
+
+    def stats(self) -> QueueStats:
+        """Queue stats (jobs and money per bucket and currency), as ``ledger stats`` shows."""
+        return self._projection.stored_stats(self.moment)
+
+    def balances(self) -> list[CurrencyBalance]:
+        """Money conservation per currency (enqueued against where it all went)."""
+        return balances(self.stats())
+
+    def dlq(self) -> list[DlqEntry]:
+        """The dead-letter queue, newest first, each entry with its job's request."""
+        rows = sorted(
+            self._projection.dlq.values(),
+            key=lambda row: (_time(row["dead_lettered_at"]), row["position"]),
+            reverse=True,
+        )
+        streams = self._reader.read_streams([row["job_id"] for row in rows])
+        return [
+            DlqEntry(
+                job_id=row["job_id"],
+                request=dict(streams[row["job_id"]][0].data["request"]),
+                failed_reason=row["failed_reason"],
+                dead_letter_reason=row["dead_letter_reason"],
+                attempts=int(row["attempts"]),
+                created_at=_time(row["created_at"]),
+                dead_lettered_at=_time(row["dead_lettered_at"]),
+            )
+            for row in rows
+        ]
+
+    def totals(self) -> list[TotalRow]:
+        """Completed settlements per currency and UTC day (``group`` is ``{"day": …}``)."""
+        return [
+            TotalRow(currency=currency, group={"day": day}, jobs=totals.jobs, amount=totals.amount)
+            for (day, currency), totals in sorted(
+                self._projection.daily.items(), key=lambda item: (item[0][1], item[0][0])
+            )
+        ]
+
+    def job(self, job_id: str) -> JobRecord | None:
+        """One job's folded state (``None`` if the prefix has no such job)."""
+        state = self._projection.states.get(job_id)
+        if state is None:
+            return None
+        return JobRecord(state.to_job(), state.position, state.dead_letter_reason)
+
+    @property
+    def job_count(self) -> int:
+        """Jobs enqueued in the prefix."""
+        return len(self._projection.states)
+
+
+def fold_prefix(reader: LogReader, position: int, moment: datetime) -> LogState:
+    """The log's first ``position`` events folded in memory."""
+    projection = MemoryProjection()
+    if position > 0:
+        projection.replay(reader.read_all(until_position=position), FOLD_BATCH)
+    return LogState(position, moment, projection, reader)
+
+
+def _time(value: object) -> datetime:
+    moment = as_time(value)  # type: ignore[arg-type]
+    if moment is None:
+        raise ValueError("a projection row lacks a time it always has")
+    return moment
