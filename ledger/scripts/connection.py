@@ -188,11 +188,14 @@ class Connection:
         if at is None or isinstance(at, int):
             position = self.head() if at is None else at
             self._check_position(position)
-            return fold_prefix(self._reader, position, self._time_at(position))
+            return fold_prefix(
+                self._reader, position, self._time_at(position), self.settings.business_zone
+            )
         moment = aware(at, "at")
         if moment is None:  # aware() returns a time for a time
             raise InvalidRequest("at is required", field="at")
-        return fold_prefix(self._reader, self._reader.position_at(moment), moment)
+        position = self._reader.position_at(moment)
+        return fold_prefix(self._reader, position, moment, self.settings.business_zone)
 
     def history(self, job_id: str) -> list[StoredEvent]:
         """Every event of one job, in version order (empty when there is no such job)."""

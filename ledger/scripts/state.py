@@ -9,10 +9,13 @@ Memory grows with the number of jobs in the prefix (one small record each).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
-from ledger.lifecycle import as_time
+from ledger.business_time import business_day
+from ledger.lifecycle import JobStatus, as_time
 from ledger.log_reader import LogReader
+from projections.fold import Totals
 from projections.memory import MemoryProjection
 from projections.queries import DlqEntry, TotalRow
 from projections.rows import JobRecord
@@ -33,6 +36,8 @@ class LogState:
 
     position: int
     moment: datetime
+    #: the business time zone totals are counted in unless told otherwise
+    zone: ZoneInfo
     _projection: MemoryProjection
     _reader: LogReader
 
@@ -65,13 +70,26 @@ class LogState:
             for row in rows
         ]
 
-    def totals(self) -> list[TotalRow]:
-        """Completed settlements per currency and UTC day (``group`` is ``{"day": …}``)."""
+    def totals(self, zone: ZoneInfo | None = None) -> list[TotalRow]:
+        """Completed settlements per currency and business day (``group`` is ``{"day": …}``).
+
+        Days in ``zone`` (default: the connection's ``LEDGER_BUSINESS_TIMEZONE``),
+        as ``GET /api/totals`` counts them.
+        """
+        zone = zone if zone is not None else self.zone
+        found: dict[tuple[str, date], Totals] = {}
+        if zone.key == "UTC":
+            for (day, currency), totals in self._projection.daily.items():
+                found[currency, day] = totals
+        else:
+            for state in self._projection.states.values():
+                completed = as_time(state.completed_at)
+                if state.status == JobStatus.COMPLETED.value and completed is not None:
+                    key = (state.currency, business_day(completed, zone))
+                    found.setdefault(key, Totals()).add(1, state.amount)
         return [
             TotalRow(currency=currency, group={"day": day}, jobs=totals.jobs, amount=totals.amount)
-            for (day, currency), totals in sorted(
-                self._projection.daily.items(), key=lambda item: (item[0][1], item[0][0])
-            )
+            for (currency, day), totals in sorted(found.items())
         ]
 
     def job(self, job_id: str) -> JobRecord | None:
@@ -87,12 +105,12 @@ class LogState:
         return len(self._projection.states)
 
 
-def fold_prefix(reader: LogReader, position: int, moment: datetime) -> LogState:
+def fold_prefix(reader: LogReader, position: int, moment: datetime, zone: ZoneInfo) -> LogState:
     """The log's first ``position`` events folded in memory."""
     projection = MemoryProjection()
     if position > 0:
         projection.replay(reader.read_all(until_position=position), FOLD_BATCH)
-    return LogState(position, moment, projection, reader)
+    return LogState(position, moment, zone, projection, reader)
 
 
 def _time(value: object) -> datetime:

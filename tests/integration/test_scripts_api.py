@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -108,6 +109,8 @@ def test_state_as_of_the_head_equals_the_caught_up_projections(
     assert state.position == log[-1].position
     assert state.stats() == queries.stats(engine, state.moment)
     assert state.totals() == queries.totals(engine)
+    seoul = ZoneInfo("Asia/Seoul")
+    assert state.totals(seoul) == queries.totals(engine, zone=seoul)
     assert state.dlq() == queries.dlq_page(engine).jobs
     for job_id in {event.job_id for event in log}:
         assert state.job(job_id) == queries.job(engine, job_id)
