@@ -47,6 +47,10 @@ class InvalidRequest(LedgerError):
         self.field = field
 
 
+class MalformedJson(InvalidRequest):
+    """The body is not well-formed JSON (UTF-8, RFC 8259); send a JSON document."""
+
+
 class IdempotencyConflict(LedgerError):
     """This idempotency key was already used for a different request; use a new key."""
 

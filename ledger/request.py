@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from ledger.errors import InvalidRequest
 from ledger.money import MAX_AMOUNT, minor_unit_exponent
+from ledger.strict_json import INT_MAX, INT_MIN
 
 MAX_ID_LENGTH = 128
 MAX_KEY_LENGTH = 255
@@ -72,6 +73,8 @@ def _check_scalar(item: object) -> None:
         raise ValueError("strings must not contain NUL characters")
     if isinstance(item, float) and not math.isfinite(item):
         raise ValueError("numbers must be finite")
+    if isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
+        raise ValueError("integers must fit in 64 bits (signed)")
     if item is not None and not isinstance(item, str | bool | int | float):
         raise ValueError(f"values must be JSON (got {type(item).__name__})")
 

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer tokens: role:token pairs (auditor, operator, service).",
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest HTTP request body accepted (bytes); larger ones get 413 unread.",
+    )
     checkpoint_key: SecretStr | None = Field(
         default=None,
         description="Secret key (16+ characters) that signs and checks chain-head checkpoints.",

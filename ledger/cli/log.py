@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Annotated, Any
 from uuid import uuid4
 
-import orjson
 import typer
 
+from ledger import strict_json
 from ledger.cli.app import app, console, err_console, fail, load_settings, print_json, safe_url
 from ledger.errors import InvalidRequest
 from ledger.migrate import upgrade
@@ -101,10 +101,13 @@ def _parse_amount(text: str) -> int:
 
 
 def _parse_metadata(text: str) -> dict[str, Any]:
+    """Strict JSON, as an HTTP body: duplicate keys and integers beyond 64 bits refused."""
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"invalid metadata: not JSON ({exc})", field="metadata") from None
+        value = strict_json.loads(text)
+    except InvalidRequest as exc:
+        where = f"metadata.{exc.field}" if exc.field else "metadata"
+        detail = exc.message.removeprefix("malformed JSON: ").removeprefix(f"invalid {exc.field}: ")
+        raise InvalidRequest(f"invalid {where}: {detail}", field=where) from None
     if not isinstance(value, dict):
         raise InvalidRequest("invalid metadata: must be a JSON object", field="metadata")
     return value

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger.http import errors
-from ledger.http.auth import parse_tokens
+from ledger.http.auth import TokenGate, parse_tokens
 from ledger.http.background import Background
+from ledger.http.body import BodyGuard
 from ledger.http.routes import audit, health, jobs, metrics, queue, settlements
 from ledger.metrics import Metrics
 from ledger.service import Ledger
@@ -41,6 +42,9 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
     )
     app.state.ledger = ledger
     app.state.tokens = parse_tokens(ledger.settings.api_tokens)
+    # the last added runs first: the token is checked before the body is read
+    app.add_middleware(BodyGuard, max_bytes=ledger.settings.max_body_bytes)
+    app.add_middleware(TokenGate, tokens=app.state.tokens)
     app.state.metrics = background.metrics if background is not None else Metrics()
     app.state.metrics.watch(ledger)
     errors.install(app)

@@ -7,6 +7,10 @@
 Missing or unknown token: 401. Known token, wrong role: 403. With no tokens
 configured the API is open, and ``ledger serve`` refuses to bind anything but
 loopback.
+
+``TokenGate`` (pure ASGI, outermost) answers 401 under ``/api/`` and
+``/metrics`` before anything else runs, so a body from a caller without a known
+token is never read; the per-route ``require`` dependency then checks the role.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from enum import StrEnum
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.errors import LedgerError
+from ledger.http.problems import problem_response
 
 
 class Role(StrEnum):
@@ -63,6 +70,11 @@ def parse_tokens(spec: str | None) -> list[tuple[str, Role]]:
             ) from None
         if len(token) < 16:
             raise BadTokenConfig(f"LEDGER_API_TOKENS item {index}: tokens need 16+ characters")
+        if any(token == known for known, _role in tokens):
+            raise BadTokenConfig(
+                f"LEDGER_API_TOKENS item {index}: this token is already given to another "
+                "item; give every role its own token"
+            )
         tokens.append((token, role))
     return tokens
 
@@ -107,6 +119,46 @@ def require(*roles: Role) -> Callable[..., Principal]:
         return Principal(role=role, name=role.value)
 
     return dependency
+
+
+#: the paths whose every request needs a known bearer token (when tokens are set)
+PROTECTED_PREFIXES = ("/api/", "/metrics")
+
+
+class TokenGate:
+    """401 for a missing or unknown token under ``prefixes``, before the body is read."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: list[tuple[str, Role]],
+        prefixes: tuple[str, ...] = PROTECTED_PREFIXES,
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.tokens or not _under(scope["path"], self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        scheme, _, presented = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            reason = "missing bearer token"
+        elif _lookup(self.tokens, presented) is None:
+            reason = "unknown bearer token"
+        else:
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"}
+        )
+        await response(scope, receive, send)
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path.startswith(prefix) or path == prefix.rstrip("/") for prefix in prefixes)
 
 
 READERS = (Role.AUDITOR, Role.OPERATOR)

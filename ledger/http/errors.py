@@ -7,22 +7,28 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ledger.errors import (
+    ConcurrencyError,
     DatabaseUnavailable,
     IdempotencyConflict,
     InvalidRequest,
     JobNotFound,
     LedgerError,
+    MalformedJson,
     NotInDeadLetterQueue,
     QueueUnavailable,
     SchemaNotReady,
 )
+from ledger.http.problems import problem_response
 
 log = logging.getLogger("ledger.http")
 
 _STATUS: list[tuple[type[LedgerError], int]] = [
+    (MalformedJson, status.HTTP_400_BAD_REQUEST),
     (InvalidRequest, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (ConcurrencyError, status.HTTP_409_CONFLICT),
     (IdempotencyConflict, status.HTTP_409_CONFLICT),
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NotInDeadLetterQueue, status.HTTP_409_CONFLICT),
@@ -52,12 +58,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
         code = status_for(error)
-        body: dict[str, object] = {"detail": error.message}
-        if isinstance(error, InvalidRequest) and error.field:
-            body["field"] = error.field
+        field = error.field if isinstance(error, InvalidRequest) else None
         if code >= 500:
             log.error("request failed: %s", type(error).__name__)
-        return JSONResponse(body, status_code=code)
+        return problem_response(code, error.message, field=field)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        return problem_response(error.status_code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -67,17 +75,15 @@ def install(app: FastAPI) -> None:
             for problem in error.errors()
         ]
         first = problems[0] if problems else {"field": "body", "message": "invalid"}
-        return JSONResponse(
-            {
-                "detail": f"invalid {first['field']}: {first['message']}",
-                "field": first["field"],
-                "errors": problems,
-            },
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        return problem_response(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"invalid {first['field']}: {first['message']}",
+            field=first["field"],
+            errors=problems,
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
         # the type name goes to the log; the client learns nothing about internals
         log.error("unexpected error: %s", type(error).__name__)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        return problem_response(500, "internal error")
