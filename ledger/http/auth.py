@@ -143,7 +143,8 @@ class TokenGate:
         if scope["type"] != "http" or not self.tokens or not _under(scope["path"], self.prefixes):
             await self.app(scope, receive, send)
             return
-        scheme, _, presented = Headers(scope=scope).get("authorization", "").partition(" ")
+        headers = Headers(scope=scope)
+        scheme, _, presented = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented:
             reason = "missing bearer token"
         elif _lookup(self.tokens, presented) is None:
@@ -151,9 +152,10 @@ class TokenGate:
         else:
             await self.app(scope, receive, send)
             return
-        response = problem_response(
-            status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"}
-        )
+        answer_headers = {"WWW-Authenticate": "Bearer"}
+        if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+            answer_headers["Connection"] = "close"  # the body is not wanted: stop it coming
+        response = problem_response(status.HTTP_401_UNAUTHORIZED, reason, headers=answer_headers)
         await response(scope, receive, send)
 
 
