@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import orjson
+from iso4217 import Currency
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,30 +23,18 @@ from pydantic.alias_generators import to_camel
 from ledger.errors import InvalidRequest
 from ledger.money import MAX_AMOUNT, minor_unit_exponent
 from ledger.strict_json import INT_MAX, INT_MIN
+from ledger.text import printable_text
 
 MAX_ID_LENGTH = 128
+MAX_JOB_ID_LENGTH = 64
 MAX_KEY_LENGTH = 255
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
-    if value != value.strip():
-        raise ValueError("must not start or end with white space")
-    return value
+MAX_REASON_LENGTH = 500
 
 
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must be printable (no control or format characters)")
-    return value
-
-
-def _currency(value: str) -> str:
+def currency_code(value: str) -> str:
+    """``value`` if it is a currency the ledger pays in, else ``ValueError``."""
     minor_unit_exponent(value)
     return value
 
@@ -90,16 +78,55 @@ def _metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _payable_currencies() -> tuple[str, ...]:
+    codes: list[str] = []
+    for currency in Currency:
+        try:
+            minor_unit_exponent(currency.code)
+        except ValueError:
+            continue
+        codes.append(currency.code)
+    return tuple(sorted(set(codes)))
+
+
+#: every code ``currency_code`` accepts, listed in the OpenAPI document
+CURRENCIES = _payable_currencies()
+
+#: the description every identifier carries in the OpenAPI document
+PRINTABLE_DESCRIPTION = (
+    "Printable text: no control, format (bidi, zero-width), line-separator, private-use "
+    "or unassigned characters, no white space at either end."
+)
+
+#: every identifier (user, place, mission, job, provider reference): the one rule
 Identifier = Annotated[
     StrictStr,
-    Field(min_length=1, max_length=MAX_ID_LENGTH),
-    AfterValidator(_no_control_characters),
+    Field(min_length=1, max_length=MAX_ID_LENGTH, description=PRINTABLE_DESCRIPTION),
+    AfterValidator(printable_text),
+]
+#: a job's id (the ledger makes UUIDs; anything else is simply not found)
+JobIdentifier = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_JOB_ID_LENGTH, description=PRINTABLE_DESCRIPTION),
+    AfterValidator(printable_text),
 ]
 IdempotencyKey = Annotated[
-    StrictStr, Field(min_length=1, max_length=MAX_KEY_LENGTH), AfterValidator(_printable)
+    StrictStr,
+    Field(min_length=1, max_length=MAX_KEY_LENGTH, description=PRINTABLE_DESCRIPTION),
+    AfterValidator(printable_text),
+]
+#: operator text recorded in the log (a requeue's reason): the same rule, longer
+Reason = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_REASON_LENGTH, description=PRINTABLE_DESCRIPTION),
+    AfterValidator(printable_text),
 ]
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
-CurrencyCode = Annotated[StrictStr, AfterValidator(_currency)]
+CurrencyCode = Annotated[
+    StrictStr,
+    Field(json_schema_extra={"enum": list(CURRENCIES)}),
+    AfterValidator(currency_code),
+]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
 
 
@@ -115,7 +142,8 @@ class SettlementRequest(BaseModel):
         extra="forbid",
         frozen=True,
         alias_generator=to_camel,
-        populate_by_name=True,
+        validate_by_alias=True,
+        validate_by_name=True,
     )
 
     user_id: Identifier
@@ -133,6 +161,18 @@ class SettlementRequest(BaseModel):
     def as_record(self) -> dict[str, Any]:
         """The snake_case dict stored in the ``enqueued`` event."""
         return self.model_dump(by_alias=False)
+
+
+class WireSettlement(SettlementRequest):
+    """The HTTP body: camelCase names only, as the OpenAPI document lists them.
+
+    ``user_id`` on the wire is an unknown field (422), not a second spelling:
+    one name per field, so a validator or proxy in front of the ledger and the
+    ledger itself always read the same member. Python callers (the CLI, tests)
+    keep both spellings through ``SettlementRequest``.
+    """
+
+    model_config = ConfigDict(validate_by_name=False, title="SettlementRequest")
 
 
 def canonical_json(value: object) -> bytes:

@@ -51,8 +51,10 @@ from ledger.db import create_engine
 from ledger.errors import InvalidRequest, InvalidStatement
 from ledger.events import EventType, to_utc
 from ledger.money import format_amounts
+from ledger.request import MAX_ID_LENGTH
 from ledger.settings import Settings
 from ledger.store import EventStore, translate_errors
+from ledger.text import check_text
 
 
 @contextmanager
@@ -265,13 +267,25 @@ def events(
         ExportFormat.TABLE
     ),
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many events.")] = None,
+    spreadsheet_safe: Annotated[
+        bool,
+        typer.Option(
+            "--spreadsheet-safe",
+            help="CSV only: prefix ' to every cell that starts with =, +, -, @, tab or CR, so "
+            "a spreadsheet shows it as text instead of running it as a formula. Use it for a "
+            "file a person opens in Excel, LibreOffice or Google Sheets; leave it off for "
+            "files that scripts read back (the default output is byte-exact).",
+        ),
+    ] = False,
 ) -> None:
     """Export events for auditors (streaming; stable columns; amounts in minor units)."""
+    if spreadsheet_safe and fmt is not ExportFormat.CSV:
+        raise InvalidRequest("--spreadsheet-safe applies to --format csv only")
     settings = load_settings()
     filters = EventFilters(
-        user_id=user_id,
-        place_id=place_id,
-        mission_id=mission_id,
+        user_id=_identifier(user_id, "--user-id"),
+        place_id=_identifier(place_id, "--place-id"),
+        mission_id=_identifier(mission_id, "--mission-id"),
         from_time=_parse_time(from_time, "--from"),
         to_time=_parse_time(to_time, "--to"),
         types=tuple(event_type or ()),
@@ -281,11 +295,15 @@ def events(
         try:
             # piped tables are not cut to 80 columns
             table_console = console if console.is_terminal else Console(width=200)
-            write_events(rows, fmt, sys.stdout, table_console)
+            write_events(rows, fmt, sys.stdout, table_console, spreadsheet_safe=spreadsheet_safe)
             sys.stdout.flush()
         except BrokenPipeError:  # `ledger events … | head` is fine
             sys.stderr.close()
             raise typer.Exit(0) from None
+
+
+def _identifier(text: str | None, option: str) -> str | None:
+    return None if text is None else check_text(text, option, max_length=MAX_ID_LENGTH)
 
 
 def _parse_time(text: str | None, option: str) -> datetime | None:

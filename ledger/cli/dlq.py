@@ -6,11 +6,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ledger.cli.app import app, console, print_json
 from ledger.cli.projections import catch_up, open_store, parse_time
 from ledger.events import format_time
 from ledger.money import format_amount
+from ledger.text import shown
 from projections import as_of as in_memory
 from projections import queries
 
@@ -59,7 +61,7 @@ def print_dlq(page: queries.DlqPage) -> None:
     for column in ("job", "dead-lettered", "amount", "user", "attempts", "failed reason"):
         table.add_column(column)
     for entry in page.jobs:
-        table.add_row(
+        cells = (
             entry.job_id,
             format_time(entry.dead_lettered_at),
             format_amount(int(entry.request["amount"]), str(entry.request["currency"])),
@@ -67,4 +69,5 @@ def print_dlq(page: queries.DlqPage) -> None:
             str(entry.attempts),
             entry.failed_reason or "",
         )
+        table.add_row(*(Text(shown(cell)) for cell in cells))
     console.print(table)

@@ -33,7 +33,9 @@ from ledger.db import create_engine
 from ledger.errors import DatabaseUnavailable, InvalidRequest
 from ledger.events import StoredEvent, format_time
 from ledger.money import format_amount
+from ledger.request import MAX_JOB_ID_LENGTH
 from ledger.store import EventStore
+from ledger.text import check_text, shown
 from projections import as_of as in_memory
 from projections import queries
 from projections.runner import OnBatch, Projector, rebuild, replay
@@ -181,7 +183,11 @@ def history(
         bool, typer.Option("--json", help="Print the object of GET /api/jobs/{id}/history.")
     ] = False,
 ) -> None:
-    """A job's full history, read from the log: every event, who caused it and why."""
+    """A job's full history, read from the log: every event, who caused it and why.
+
+    Text that is not printable (an escape code in an old reason) is shown escaped.
+    """
+    check_text(job_id, "job id", max_length=MAX_JOB_ID_LENGTH)
     with open_store() as store:
         found = queries.history(store, job_id)
     if as_json:
@@ -194,10 +200,12 @@ def print_history(found: queries.JobHistory) -> None:
     """The job's summary line and its timeline table (time, event, attempt, actor, reason)."""
     first = found.events[0].data["request"]
     console.print(
-        f"job {found.job_id}: {found.state}; "
-        f"{format_amount(int(first['amount']), str(first['currency']))} to {first['user_id']} "
-        f"(place {first['place_id']}, mission {first['mission_id']}, "
-        f"key {first['idempotency_key']})",
+        shown(
+            f"job {found.job_id}: {found.state}; "
+            f"{format_amount(int(first['amount']), str(first['currency']))} to "
+            f"{first['user_id']} (place {first['place_id']}, mission {first['mission_id']}, "
+            f"key {first['idempotency_key']})"
+        ),
         markup=False,
         highlight=False,
     )
@@ -205,10 +213,11 @@ def print_history(found: queries.JobHistory) -> None:
     for column in ("time", "event", "attempt", "actor", "reason"):
         table.add_column(column)
     for event in found.events:
-        table.add_row(
+        cells = (
             format_time(event.occurred_at), event.type.value, _attempt(event), event.actor,
             _reason(event),
         )  # fmt: skip
+        table.add_row(*(Text(shown(cell)) for cell in cells))
     console.print(table)
 
 

@@ -13,6 +13,8 @@ import typer
 
 from ledger.cli.app import app, console, load_settings, print_json
 from ledger.cli.dlq import dlq_app
+from ledger.request import MAX_ID_LENGTH, MAX_JOB_ID_LENGTH, MAX_REASON_LENGTH
+from ledger.text import check_text
 
 if TYPE_CHECKING:
     from ledger.worker import Worker
@@ -123,7 +125,13 @@ def dlq_requeue(
         str, typer.Option(help="Why (recorded in the log).")
     ] = "requeued by operator",
 ) -> None:
-    """Requeue a dead-lettered job: due now, with a fresh attempt budget."""
+    """Requeue a dead-lettered job: due now, with a fresh attempt budget.
+
+    The actor and reason must be printable text (no control or bidi characters).
+    """
+    check_text(job_id, "job id", max_length=MAX_JOB_ID_LENGTH)
+    check_text(actor, "--actor", max_length=MAX_ID_LENGTH)
+    check_text(reason, "--reason", max_length=MAX_REASON_LENGTH)
     settings = load_settings()
     from ledger.service import build_ledger
 

@@ -12,7 +12,9 @@ from ledger.http import errors
 from ledger.http.auth import TokenGate, parse_tokens
 from ledger.http.background import Background
 from ledger.http.body import BodyGuard
-from ledger.http.routes import audit, health, jobs, metrics, queue, settlements
+from ledger.http.headers import SecurityHeaders, keep_query_values_out_of_the_access_log
+from ledger.http.problems import documented
+from ledger.http.routes import audit, docs, health, jobs, metrics, queue, settlements
 from ledger.metrics import Metrics
 from ledger.service import Ledger
 
@@ -39,18 +41,30 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
         version="0.1.0",
         description="An event-sourced, auditable job ledger for money payouts.",
         lifespan=lifespan,
+        # the vendored Swagger UI instead (routes/docs.py): nothing from a CDN
+        docs_url=None,
+        redoc_url=None,
+        # a 307 to the client's own Host header helps no one: /api/x/ is simply a 404
+        redirect_slashes=False,
     )
     app.state.ledger = ledger
     app.state.tokens = parse_tokens(ledger.settings.api_tokens)
     # the last added runs first: the token is checked before the body is read
     app.add_middleware(BodyGuard, max_bytes=ledger.settings.max_body_bytes)
     app.add_middleware(TokenGate, tokens=app.state.tokens)
+    app.add_middleware(SecurityHeaders)
     app.state.metrics = background.metrics if background is not None else Metrics()
     app.state.metrics.watch(ledger)
     errors.install(app)
-    for module in (settlements, queue, jobs, audit, health, metrics):
-        app.include_router(module.router)
+    for module in (settlements, queue, jobs, audit, metrics):
+        app.include_router(module.router, responses=documented(*API_ERRORS))
+    app.include_router(health.router, responses=documented(400, 413))
+    app.include_router(docs.router)
     return app
+
+
+#: what any route under /api (and /metrics) may answer besides its own codes
+API_ERRORS = (400, 401, 403, 413, 422, 503)
 
 
 def app_from_environment() -> FastAPI:
@@ -64,6 +78,7 @@ def app_from_environment() -> FastAPI:
 
     # the ledger's own lines (job ids, hashed keys) beside uvicorn's access log
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    keep_query_values_out_of_the_access_log()
     settings = Settings()
     ledger = build_ledger(settings)
     background = None

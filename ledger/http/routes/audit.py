@@ -6,12 +6,15 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AfterValidator
 from pydantic.alias_generators import to_camel
 
 from ledger.audit.queries import EventFilters, fetch_events
 from ledger.events import EventType
 from ledger.http.auth import Principal, Role, require
 from ledger.http.projections import fresh_engine
+from ledger.request import CURRENCIES, MAX_ID_LENGTH, PRINTABLE_DESCRIPTION, currency_code
+from ledger.text import printable_text
 from projections import queries
 
 router = APIRouter(prefix="/api", tags=["audit"])
@@ -24,6 +27,16 @@ MAX_POSITION = 2**63 - 1
 GROUP_COLUMNS = {"day": "day", "user": "user_id", "place": "place_id", "mission": "mission_id"}
 
 
+def _id_query(alias: str) -> Any:
+    return Query(
+        alias=alias, min_length=1, max_length=MAX_ID_LENGTH, description=PRINTABLE_DESCRIPTION
+    )
+
+
+IdFilter = Annotated[str, AfterValidator(printable_text)]
+Currency = Annotated[str, AfterValidator(currency_code)]
+
+
 @router.get("/events")
 def list_events(
     request: Request,
@@ -32,11 +45,9 @@ def list_events(
         int, Query(ge=0, le=MAX_POSITION, description="Return events after this position.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
-    user_id: Annotated[str | None, Query(alias="userId", min_length=1, max_length=128)] = None,
-    place_id: Annotated[str | None, Query(alias="placeId", min_length=1, max_length=128)] = None,
-    mission_id: Annotated[
-        str | None, Query(alias="missionId", min_length=1, max_length=128)
-    ] = None,
+    user_id: Annotated[IdFilter | None, _id_query("userId")] = None,
+    place_id: Annotated[IdFilter | None, _id_query("placeId")] = None,
+    mission_id: Annotated[IdFilter | None, _id_query("missionId")] = None,
     from_time: Annotated[datetime | None, Query(alias="from")] = None,
     to_time: Annotated[datetime | None, Query(alias="to")] = None,
     event_type: Annotated[list[EventType] | None, Query(alias="type")] = None,
@@ -77,7 +88,10 @@ def settled_totals(
         Query(alias="to", description="Business day (LEDGER_BUSINESS_TIMEZONE), inclusive."),
     ] = None,
     group_by: Annotated[Literal["day", "user", "place", "mission"], Query(alias="groupBy")] = "day",
-    currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+    currency: Annotated[
+        Currency | None,
+        Query(min_length=3, max_length=3, json_schema_extra={"enum": list(CURRENCIES)}),
+    ] = None,
 ) -> dict[str, Any]:
     """Completed (settled) amounts per currency and per day, user, place or mission.
 

@@ -17,12 +17,14 @@ MAX_PROJECTION_LAG = 10_000
 
 
 @router.get("/health")
+@router.head("/health")
 def health() -> dict[str, str]:
-    """Liveness: answers while the process runs."""
+    """Liveness: answers while the process runs (HEAD too: load balancers probe with it)."""
     return {"status": "ok"}
 
 
 @router.get("/ready")
+@router.head("/ready")
 def ready(request: Request, response: Response) -> dict[str, Any]:
     """Readiness: the database and Redis answer; projection lag and queue lag reported."""
     ledger = request.app.state.ledger

@@ -6,17 +6,25 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from pydantic import AfterValidator
 
 from ledger.http.auth import EVERYONE, READERS, Principal, require
 from ledger.http.documents import job_document
+from ledger.http.problems import documented
+from ledger.request import MAX_JOB_ID_LENGTH, PRINTABLE_DESCRIPTION
+from ledger.text import printable_text
 from projections import queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(min_length=1, max_length=64)]
+JobId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_JOB_ID_LENGTH, description=PRINTABLE_DESCRIPTION),
+    AfterValidator(printable_text),
+]
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=documented(404))
 def get_job(
     request: Request,
     job_id: JobId,
@@ -26,7 +34,7 @@ def get_job(
     return job_document(request.app.state.ledger.job(job_id), datetime.now(UTC))
 
 
-@router.get("/{job_id}/history")
+@router.get("/{job_id}/history", responses=documented(404))
 def get_job_history(
     request: Request,
     job_id: JobId,

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.errors import JobNotFound, NotInDeadLetterQueue
+from ledger.errors import ConcurrencyError, InvalidRequest, JobNotFound, NotInDeadLetterQueue
 from ledger.health import check_health, queue_status
 from ledger.http.auth import READERS, Principal, Role, require
+from ledger.http.problems import Problem, problem_body
 from ledger.http.projections import fresh_engine
+from ledger.request import JobIdentifier, Reason
 from projections import queries
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
@@ -35,12 +37,19 @@ def failed_jobs(
     request: Request,
     _who: Annotated[Principal, Depends(require(*READERS))],
     start: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    end: Annotated[int, Query(ge=-1, le=1_000_000)] = 10,
+    end: Annotated[
+        int,
+        Query(ge=-1, le=1_000_000, description="Inclusive; at least `start`, or -1 (the last)."),
+    ] = 10,
 ) -> dict[str, Any]:
     """The dead-letter queue, newest first; ``start``..``end`` inclusive, at most 1,000 a page.
 
-    ``end=-1`` means "to the last", capped like any other page.
+    ``end=-1`` means "to the last", capped like any other page; ``end < start`` is a 422.
     """
+    if end != -1 and end < start:
+        raise InvalidRequest(
+            f"invalid end: {end} is before start {start} (use end >= start, or -1)", field="end"
+        )
     if end == -1 or end - start >= MAX_PAGE:
         end = start + MAX_PAGE - 1
     return queries.dlq_page(fresh_engine(request), start, end).as_api()
@@ -49,17 +58,37 @@ def failed_jobs(
 class RequeueBody(BaseModel):
     """Which dead-lettered job to requeue, and why (recorded with the operator)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    job_id: str = Field(alias="jobId", min_length=1, max_length=64)
-    reason: str = Field(default="requeued via API", min_length=1, max_length=500)
+    job_id: JobIdentifier = Field(alias="jobId")
+    reason: Reason = "requeued via API"
+
+
+class RequeueAnswer(BaseModel):
+    """The answer of the system the ledger replaces: ``{success, jobId, message}``."""
+
+    success: bool
+    jobId: str
+    message: str
+
+
+class RequeueProblem(Problem):
+    """A refused requeue: the replaced system's fields beside the ``Problem`` ones."""
+
+    success: bool
+    jobId: str
+    message: str
 
 
 @router.post(
     "/dlq",
+    response_model=RequeueAnswer,
     responses={
-        404: {"description": "no such job"},
-        409: {"description": "the job is not dead-lettered"},
+        404: {"model": RequeueProblem, "description": "no such job"},
+        409: {
+            "model": RequeueProblem,
+            "description": "the job is not dead-lettered, or another requeue got there first",
+        },
     },
 )
 def requeue(
@@ -74,10 +103,13 @@ def requeue(
         )
     except JobNotFound as error:
         return _answer(status.HTTP_404_NOT_FOUND, False, body.job_id, error.message)
-    except NotInDeadLetterQueue as error:
+    except (NotInDeadLetterQueue, ConcurrencyError) as error:
         return _answer(status.HTTP_409_CONFLICT, False, body.job_id, error.message)
     return _answer(status.HTTP_200_OK, True, body.job_id, "Job requeued successfully")
 
 
 def _answer(code: int, success: bool, job_id: str, message: str) -> JSONResponse:
-    return JSONResponse({"success": success, "jobId": job_id, "message": message}, status_code=code)
+    answer: dict[str, Any] = {"success": success, "jobId": job_id, "message": message}
+    if not success:
+        answer = {**problem_body(message), **answer}
+    return JSONResponse(answer, status_code=code)

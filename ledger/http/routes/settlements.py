@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from ledger.http.auth import Principal, Role, require
-from ledger.request import SettlementRequest
+from ledger.http.problems import documented
+from ledger.request import WireSettlement
 
 router = APIRouter(prefix="/api", tags=["settlements"])
 log = logging.getLogger("ledger.http")
@@ -20,14 +21,13 @@ log = logging.getLogger("ledger.http")
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "the same key and body were seen before: the existing job"},
-        409: {"description": "the same key was used with a different body"},
-        422: {"description": "invalid body; `field` names the field"},
+        **documented(409),
     },
 )
 def enqueue_settlement(
     request: Request,
     response: Response,
-    body: Annotated[SettlementRequest, Body()],
+    body: Annotated[WireSettlement, Body()],
     who: Annotated[Principal, Depends(require(Role.SERVICE))],
 ) -> dict[str, Any]:
     """Enqueue one settlement, idempotently per ``idempotencyKey``.
