@@ -122,8 +122,6 @@ def test_every_answer_conforms(
     before = event_rows(ledger)
     response = case.call(app=app, headers=headers)
     record(response.status_code)
-    case.validate_response(
-        response, checks=CHECKS, headers=headers, transport_kwargs={"app": app}
-    )
+    case.validate_response(response, checks=CHECKS, headers=headers, transport_kwargs={"app": app})
     if response.status_code >= 400:
         assert event_rows(ledger) == before, "a refused request appended events"
