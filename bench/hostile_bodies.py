@@ -111,11 +111,13 @@ def main() -> None:
     if args.code is not None:
         env["PYTHONPATH"] = str(args.code.resolve())
     cli = [sys.executable, "-m", "ledger.cli.main"]
-    subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
+    # cwd: the temporary folder, so `python -m` does not put this tree first on sys.path
+    subprocess.run([*cli, "init"], env=env, cwd=folder, check=True, capture_output=True)
     port = free_port()
     server = subprocess.Popen(
         [*cli, "serve", "--port", str(port)],
         env=env,
+        cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -140,10 +142,18 @@ def main() -> None:
         time.sleep(1.0)
         peak = rss_kib(server.pid, "VmHWM")
         after = rss_kib(server.pid, "VmRSS")
+        version = subprocess.run(
+            [sys.executable, "-c", "import ledger.http.body"],
+            env=env,
+            cwd=folder,
+            capture_output=True,
+            check=False,
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     code = str(args.code) if args.code else "this tree"
+    code += " (with BodyGuard)" if version.returncode == 0 else " (without BodyGuard)"
     mode = "chunked" if args.chunked else "Content-Length"
     mode += ", service token" if args.as_service else ", no token"
     print(
