@@ -11,6 +11,8 @@ loopback.
 ``TokenGate`` (pure ASGI, outermost) answers 401 under ``/api/`` and
 ``/metrics`` before anything else runs, so a body from a caller without a known
 token is never read; the per-route ``require`` dependency then checks the role.
+``/api/webhooks/`` is exempt: a provider cannot send our token, its signature
+over the (capped, strictly parsed) body is the authentication.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 #: the paths whose every request needs a known bearer token (when tokens are set)
 PROTECTED_PREFIXES = ("/api/", "/metrics")
+#: ...except these, which authenticate otherwise (a provider's webhook signs its body)
+EXEMPT_PREFIXES = ("/api/webhooks/",)
 
 
 class TokenGate:
@@ -134,13 +138,15 @@ class TokenGate:
         *,
         tokens: list[tuple[str, Role]],
         prefixes: tuple[str, ...] = PROTECTED_PREFIXES,
+        exempt: tuple[str, ...] = EXEMPT_PREFIXES,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.prefixes = prefixes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens or not _under(scope["path"], self.prefixes):
+        if scope["type"] != "http" or not self._gated(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -157,6 +163,10 @@ class TokenGate:
             answer_headers["Connection"] = "close"  # the body is not wanted: stop it coming
         response = problem_response(status.HTTP_401_UNAUTHORIZED, reason, headers=answer_headers)
         await response(scope, receive, send)
+
+
+    def _gated(self, path: str) -> bool:
+        return bool(self.tokens) and _under(path, self.prefixes) and not _under(path, self.exempt)
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:

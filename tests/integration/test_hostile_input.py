@@ -680,3 +680,15 @@ def test_jsonl_escapes_line_separators(
     lines = out.splitlines()  # str.splitlines splits on all three: none are left to split on
     assert len(lines) == 1
     assert json.loads(lines[0])["data"]["request"]["metadata"]["note"] == note
+
+
+def test_webhooks_are_not_behind_the_token_gate() -> None:
+    from ledger.http.auth import Role, TokenGate
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("reached")
+
+    gate = TokenGate(app, tokens=[(TOKENS["auditor"], Role.AUDITOR)])
+    assert gate._gated("/api/jobs/x") and gate._gated("/metrics") and gate._gated("/api")
+    assert not gate._gated("/api/webhooks/toss")
+    assert not gate._gated("/health") and not gate._gated("/docs")
