@@ -23,7 +23,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ledger.audit.export import FORMULA_STARTS
+from ledger.cli.main import main
 from ledger.http import create_app
+from ledger.http.app import app_from_environment
+from ledger.http.auth import BadTokenConfig, Role, TokenGate
+from ledger.http.headers import QueryOutOfAccessLog, redact_query
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
 from tests.backends import SqliteTemplate, database_url
@@ -303,8 +307,6 @@ def test_a_strict_body_still_enqueues(client: TestClient, ledger: Ledger) -> Non
 
 
 def test_a_token_given_to_two_roles_is_refused_at_start_up(db_url: str) -> None:
-    from ledger.http.auth import BadTokenConfig
-
     spec = "auditor:same-token-0123456789,operator:same-token-0123456789"
     built = build_ledger(Settings(database_url=db_url, api_tokens=spec))
     try:
@@ -332,8 +334,6 @@ def test_cli_metadata_is_strict(
     metadata: str,
     field: str,
 ) -> None:
-    from ledger.cli.main import main
-
     monkeypatch.setenv("LEDGER_DATABASE_URL", db_url)
     args = ["enqueue", "--user-id", "u", "--place-id", "p", "--mission-id", "m"]
     with pytest.raises(SystemExit) as done:
@@ -513,8 +513,6 @@ def test_the_docs_come_from_the_package(edge: Edge) -> None:
 
 
 def test_the_access_log_keeps_no_query_string() -> None:
-    from ledger.http.headers import QueryOutOfAccessLog, redact_query
-
     record = logging.LogRecord(
         "uvicorn.access",
         logging.INFO,
@@ -540,9 +538,6 @@ def test_the_access_log_keeps_no_query_string() -> None:
 def test_the_server_installs_the_access_log_filter(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from ledger.http.app import app_from_environment
-    from ledger.http.headers import QueryOutOfAccessLog
-
     monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
     access = logging.getLogger("uvicorn.access")
     monkeypatch.setattr(access, "filters", [])
@@ -557,8 +552,6 @@ def test_the_server_installs_the_access_log_filter(
 def run_cli(
     db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    from ledger.cli.main import main
-
     monkeypatch.setenv("LEDGER_DATABASE_URL", db_url)
     code = 0
     try:
@@ -683,8 +676,6 @@ def test_jsonl_escapes_line_separators(
 
 
 def test_webhooks_are_not_behind_the_token_gate() -> None:
-    from ledger.http.auth import Role, TokenGate
-
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("reached")
 
