@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 from ledger.errors import InvalidRequest
 from ledger.money import MAX_AMOUNT, minor_unit_exponent
 from ledger.strict_json import INT_MAX, INT_MIN
-from ledger.text import printable_text
+from ledger.text import identifier_text, printable_text
 
 MAX_ID_LENGTH = 128
 MAX_JOB_ID_LENGTH = 64
@@ -95,20 +95,21 @@ CURRENCIES = _payable_currencies()
 #: the description every identifier carries in the OpenAPI document
 PRINTABLE_DESCRIPTION = (
     "Printable text: no control, format (bidi, zero-width), line-separator, private-use "
-    "or unassigned characters, no white space at either end."
+    "or unassigned characters."
 )
+IDENTIFIER_DESCRIPTION = PRINTABLE_DESCRIPTION + " No white space at either end."
 
 #: every identifier (user, place, mission, job, provider reference): the one rule
 Identifier = Annotated[
     StrictStr,
-    Field(min_length=1, max_length=MAX_ID_LENGTH, description=PRINTABLE_DESCRIPTION),
-    AfterValidator(printable_text),
+    Field(min_length=1, max_length=MAX_ID_LENGTH, description=IDENTIFIER_DESCRIPTION),
+    AfterValidator(identifier_text),
 ]
 #: a job's id (the ledger makes UUIDs; anything else is simply not found)
 JobIdentifier = Annotated[
     StrictStr,
-    Field(min_length=1, max_length=MAX_JOB_ID_LENGTH, description=PRINTABLE_DESCRIPTION),
-    AfterValidator(printable_text),
+    Field(min_length=1, max_length=MAX_JOB_ID_LENGTH, description=IDENTIFIER_DESCRIPTION),
+    AfterValidator(identifier_text),
 ]
 IdempotencyKey = Annotated[
     StrictStr,

@@ -131,7 +131,7 @@ def dlq_requeue(
     """
     check_text(job_id, "job id", max_length=MAX_JOB_ID_LENGTH)
     check_text(actor, "--actor", max_length=MAX_ID_LENGTH)
-    check_text(reason, "--reason", max_length=MAX_REASON_LENGTH)
+    check_text(reason, "--reason", max_length=MAX_REASON_LENGTH, edges=True)
     settings = load_settings()
     from ledger.service import build_ledger
 

@@ -164,7 +164,6 @@ class TokenGate:
         response = problem_response(status.HTTP_401_UNAUTHORIZED, reason, headers=answer_headers)
         await response(scope, receive, send)
 
-
     def _gated(self, path: str) -> bool:
         return bool(self.tokens) and _under(path, self.prefixes) and not _under(path, self.exempt)
 

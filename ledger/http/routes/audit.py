@@ -13,8 +13,8 @@ from ledger.audit.queries import EventFilters, fetch_events
 from ledger.events import EventType
 from ledger.http.auth import Principal, Role, require
 from ledger.http.projections import fresh_engine
-from ledger.request import CURRENCIES, MAX_ID_LENGTH, PRINTABLE_DESCRIPTION, currency_code
-from ledger.text import printable_text
+from ledger.request import CURRENCIES, IDENTIFIER_DESCRIPTION, MAX_ID_LENGTH, currency_code
+from ledger.text import identifier_text
 from projections import queries
 
 router = APIRouter(prefix="/api", tags=["audit"])
@@ -29,11 +29,11 @@ GROUP_COLUMNS = {"day": "day", "user": "user_id", "place": "place_id", "mission"
 
 def _id_query(alias: str) -> Any:
     return Query(
-        alias=alias, min_length=1, max_length=MAX_ID_LENGTH, description=PRINTABLE_DESCRIPTION
+        alias=alias, min_length=1, max_length=MAX_ID_LENGTH, description=IDENTIFIER_DESCRIPTION
     )
 
 
-IdFilter = Annotated[str, AfterValidator(printable_text)]
+IdFilter = Annotated[str, AfterValidator(identifier_text)]
 Currency = Annotated[str, AfterValidator(currency_code)]
 
 

@@ -11,16 +11,16 @@ from pydantic import AfterValidator
 from ledger.http.auth import EVERYONE, READERS, Principal, require
 from ledger.http.documents import job_document
 from ledger.http.problems import documented
-from ledger.request import MAX_JOB_ID_LENGTH, PRINTABLE_DESCRIPTION
-from ledger.text import printable_text
+from ledger.request import IDENTIFIER_DESCRIPTION, MAX_JOB_ID_LENGTH
+from ledger.text import identifier_text
 from projections import queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 JobId = Annotated[
     str,
-    Path(min_length=1, max_length=MAX_JOB_ID_LENGTH, description=PRINTABLE_DESCRIPTION),
-    AfterValidator(printable_text),
+    Path(min_length=1, max_length=MAX_JOB_ID_LENGTH, description=IDENTIFIER_DESCRIPTION),
+    AfterValidator(identifier_text),
 ]
 
 
