@@ -43,7 +43,13 @@ from ledger.decisions import (
     may_attempt,
     placement,
 )
-from ledger.errors import JobNotFound, NotInDeadLetterQueue, QueueUnavailable, StaleAttempt
+from ledger.errors import (
+    DatabaseUnavailable,
+    JobNotFound,
+    NotInDeadLetterQueue,
+    QueueUnavailable,
+    StaleAttempt,
+)
 from ledger.events import NewEvent, StoredEvent
 from ledger.lifecycle import Job, JobStatus, apply, fold
 from ledger.queue import HotQueue
@@ -174,7 +180,10 @@ class Ledger:
             for job in _folded(plan.states, attempted).values()
         ]
         stale = [e.job_id for e in result.rejected if e.job_id in outcome_states]
-        self._repair(plan.repair + [e.job_id for e in result.rejected if e.job_id not in stale])
+        # after the commit nothing may fail the call: its outcomes and claims stand
+        self._repair_quietly(
+            plan.repair + [e.job_id for e in result.rejected if e.job_id not in stale]
+        )
         current = self._current_attempts(stale)
         out: dict[int, OutcomeResult] = {}
         for index, o in batch:
@@ -371,6 +380,14 @@ class Ledger:
         if missing:
             self.queue.finish(missing)
 
+    def _repair_quietly(self, job_ids: Sequence[str]) -> None:
+        """``_repair`` after a commit: a backend that is away must not fail the call whose
+        outcomes and claims are already in the log (the reaper and the sweep repair)."""
+        try:
+            self._repair(job_ids)
+        except (QueueUnavailable, DatabaseUnavailable) as error:
+            log.warning("%d jobs not repaired in Redis (%s); the sweep will", len(job_ids), error)
+
     def _reflect(self, jobs: Sequence[Job]) -> None:
         """After a commit: hold each job in Redis where the log now says it is."""
         waiting: list[tuple[str, int]] = []
@@ -422,9 +439,14 @@ class Ledger:
         return job
 
     def _current_attempts(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """For the message of a refused outcome only: unknown when the log cannot be read."""
         if not job_ids:
             return {}
-        return {job_id: job.attempts for job_id, job in self._log_states(job_ids).items()}
+        try:
+            states = self._log_states(job_ids)
+        except DatabaseUnavailable:
+            return {}
+        return {job_id: job.attempts for job_id, job in states.items()}
 
     def close(self) -> None:
         self.engine.dispose()

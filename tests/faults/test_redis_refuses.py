@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,11 @@ from fastapi.testclient import TestClient
 from ledger.errors import QueueUnavailable
 from ledger.http import create_app
 from ledger.lifecycle import JobStatus
-from ledger.service import Ledger, build_ledger
+from ledger.service import Ledger, Outcome, build_ledger
 from ledger.settings import Settings
 from tests.factories import request
 from tests.faults.conftest import QUEUE, ROOT
-from tests.queue_fixtures import OwnRedis
+from tests.queue_fixtures import OwnRedis, on_stacks
 
 SERVICE_TOKEN = "service-token-0123456789"
 
@@ -158,3 +159,23 @@ def test_cli_enqueue_prints_the_job_and_one_warning(
         assert ledger.job(job_id).status is JobStatus.WAITING
     finally:
         ledger.close()
+
+
+@on_stacks([("sqlite", "fakeredis")])
+def test_a_claim_whose_redis_repair_fails_after_the_commit_still_hands_out_its_jobs(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease = timedelta(seconds=30)
+    held_id = ledger.enqueue(request(idempotency_key="held")).job_id
+    (held,) = ledger.claim("w1", 1, lease)
+    other = ledger.enqueue(request(idempotency_key="other")).job_id
+    ledger.queue.move([(held_id, 0)])  # a second copy in ready: the claim repairs it
+
+    def refused(*_args: object) -> object:
+        raise QueueUnavailable("Redis refuses writes for now: test")
+
+    monkeypatch.setattr(ledger.queue, "finish", refused)
+    results, claimed = ledger.exchange("w1", [Outcome(held)], 5, lease)
+    assert results[0].state is not None and results[0].state.status is JobStatus.COMPLETED
+    # the claim's `attempted` is in the log: its job is handed out, not left to the reaper
+    assert [job.id for job in claimed.jobs] == [other]
