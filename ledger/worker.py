@@ -40,12 +40,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ledger.errors import LedgerError
+from ledger.errors import DatabaseUnavailable, LedgerError, QueueUnavailable
 from ledger.handler import Handler, run_handler
 from ledger.lifecycle import JobStatus
 from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome, OutcomeResult
 
 log = logging.getLogger("ledger.worker")
+
+#: first and longest wait (seconds) between start-up checks of a backend that is away
+START_BACKOFF = (0.25, 5.0)
 
 
 def new_worker_id() -> str:
@@ -126,6 +129,9 @@ class Worker:
         self._stop_requested = False
         self._stop_requests: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._handlers_done = threading.Event()
+        #: the start-up recovery is done (until then the maintenance tick retries it)
+        self._recovered = False
+        self._trouble = _Trouble()
         self._slots = threading.Condition()
         #: one claim at a time (the claimer's, or the flusher's with its outcomes)
         self._claiming = threading.Lock()
@@ -156,26 +162,24 @@ class Worker:
         return self._stop_requested or self._stop.is_set()
 
     def run(self) -> WorkerStats:
-        """Refuse an evicting Redis, recover the queue from the log, work until stopped.
+        """Wait for Redis and the database, recover the queue from the log, work until stopped.
 
+        A backend that is away (down, refusing connections, out of memory) is
+        waited for with capped backoff, one log line per change; an evicting
+        Redis or a database without the ledger's tables is refused at once.
         Claiming starts while the recovery runs: the relay only adds what Redis
         lacks, which is safe next to any claimer (this worker's or another's),
-        and jobs Redis already holds need not wait for it.
+        and jobs Redis already holds need not wait for it. A recovery that fails
+        (Redis refusing writes) is tried again at every maintenance tick.
         """
-        self.ledger.queue.check_safe()
+        if not self._wait_for_backends():
+            return self.stats
         claimer = threading.Thread(target=self._claim_loop, name="ledger-claimer", daemon=True)
         flusher = threading.Thread(target=self._flush_loop, name="ledger-flusher", daemon=True)
         claimer.start()
         flusher.start()
         try:
-            report = self.ledger.recover()
-            log.info(
-                "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
-                self.worker_id,
-                report.live,
-                report.pushed,
-                report.restored,
-            )
+            self._guard(self._recover)
             self._maintain_loop()
         finally:
             self._stop.set()
@@ -187,6 +191,38 @@ class Worker:
             flusher.join()
             log.info("worker %s stopped: %s", self.worker_id, self.stats)
         return self.stats
+
+    def _wait_for_backends(self) -> bool:
+        """Until Redis (safe to use) and the log answer; False when stopped meanwhile."""
+        delay = START_BACKOFF[0]
+        waiting: str | None = None
+        while True:
+            try:
+                self.ledger.queue.check_safe()
+                self.ledger.store.head()
+            except (QueueUnavailable, DatabaseUnavailable) as error:
+                if type(error).__name__ != waiting:
+                    waiting = type(error).__name__
+                    log.warning("worker %s waiting: %s", self.worker_id, error.message)
+                if self._wait_for_stop(delay):
+                    return False
+                delay = min(delay * 2, START_BACKOFF[1])
+                continue
+            if waiting is not None:
+                log.info("worker %s: Redis and the database answer, starting", self.worker_id)
+            return True
+
+    def _recover(self) -> None:
+        """The start-up recovery (``Ledger.recover``); a failure is retried next tick."""
+        report = self.ledger.recover()
+        self._recovered = True
+        log.info(
+            "worker %s started: %d live jobs in the log, %d pushed, %d leases restored",
+            self.worker_id,
+            report.live,
+            report.pushed,
+            report.restored,
+        )
 
     # -- claiming ----------------------------------------------------------------
 
@@ -220,9 +256,10 @@ class Worker:
             try:
                 batch = self._claim()
             except Exception as error:  # keep claiming: a dead claimer would hang the worker
-                _report("claim", error)
+                self._trouble.failed("claim", error)
                 self._stop.wait(1.0)
                 continue
+            self._trouble.worked("claim")
             if batch is not None and not batch.jobs:
                 self._idle(batch)
 
@@ -346,12 +383,12 @@ class Worker:
                 self._guard(self._renew)
                 due["renew"] = now + lease / 3
             if now >= due["sweep"]:
-                self._guard(self._maintain)
+                self._guard(self._maintain if self._recovered else self._recover)
                 due["sweep"] = now + self.options.sweep_seconds
             if now >= due["cleanup"]:
                 self._guard(self.ledger.cleanup)
                 due["cleanup"] = now + self.options.cleanup_seconds
-            if self.options.burst and self._drained():
+            if self.options.burst and self._recovered and self._drained():
                 log.info(
                     "burst: nothing ready or due within %s, stopping (%d delayed jobs left)",
                     self.options.burst_horizon,
@@ -371,10 +408,13 @@ class Worker:
         return True
 
     def _guard(self, step: Callable[[], object]) -> None:
+        what = getattr(step, "__name__", "maintenance").strip("_")
         try:
             step()
         except Exception as error:  # maintenance is retried on the next tick
-            _report("maintenance", error)
+            self._trouble.failed(what, error)
+        else:
+            self._trouble.worked(what)
 
     def _renew(self) -> None:
         with self._slots:
@@ -411,6 +451,29 @@ class Worker:
             return False
         self.stats.delayed_left = depths.delayed
         return True
+
+
+class _Trouble:
+    """Steps that fail: one line when one starts failing (or fails another way), one when it
+    works again, instead of a line per retry while a backend is away."""
+
+    def __init__(self) -> None:
+        self._failing: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, what: str, error: Exception) -> None:
+        kind = type(error).__name__
+        with self._lock:
+            repeated = self._failing.get(what) == kind
+            self._failing[what] = kind
+        if not repeated or not isinstance(error, LedgerError):
+            _report(what, error)
+
+    def worked(self, what: str) -> None:
+        with self._lock:
+            was = self._failing.pop(what, None)
+        if was is not None:
+            log.info("%s works again", what)
 
 
 def _report(what: str, error: Exception) -> None:

@@ -224,18 +224,19 @@ class Projector:
     ) -> int:
         """Catch up, then keep following the log until ``stop`` is set.
 
-        A database that goes away (a restart, a fail-over) does not end the
+        A database that is away (at start, a restart, a fail-over) does not end the
         follower: it reports through ``on_unavailable`` and tries again at the
         next poll. A batch cut short by it was rolled back, so nothing is lost.
         """
-        position = self.catch_up(on_batch=on_batch)
-        while not stop.wait(poll_seconds):
+        position = 0
+        while True:
             try:
                 position = self.catch_up(on_batch=on_batch)
             except DatabaseUnavailable as exc:
                 if on_unavailable is not None:
                     on_unavailable(exc)
-        return position
+            if stop.wait(poll_seconds):
+                return position
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ledger.errors import DatabaseUnavailable
 from ledger.handler import load_handler
 from ledger.metrics import Metrics
 from ledger.service import Ledger
@@ -35,7 +36,12 @@ class Background:
 
     def start(self) -> None:
         projector = Projector(self.ledger.store)
-        self._spawn("ledger-projector", lambda: projector.follow(self._stop, poll_seconds=0.5))
+        self._spawn(
+            "ledger-projector",
+            lambda: projector.follow(
+                self._stop, poll_seconds=0.5, on_unavailable=_one_line_per_change()
+            ),
+        )
         if self.handler is None:
             log.warning("no LEDGER_HANDLER: jobs wait until a worker with a handler runs")
             return
@@ -69,3 +75,15 @@ class Background:
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+
+def _one_line_per_change() -> Callable[[DatabaseUnavailable], None]:
+    """Report a database that is away once, not at every poll while it stays away."""
+    last: list[str] = []
+
+    def report(error: DatabaseUnavailable) -> None:
+        if last != [error.message]:
+            last[:] = [error.message]
+            log.warning("projections wait for the database: %s", error.message)
+
+    return report
