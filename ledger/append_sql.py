@@ -340,10 +340,13 @@ def _driver_errors(statement: str, conn: Connection) -> Iterator[None]:
     except psycopg.Error as exc:
         driver = _psycopg(conn)
         lost = bool(driver.broken or driver.closed)
-        if lost:
+        # a pipeline that could not be left (an error in it, then its end failed too)
+        # leaves the connection unusable for plain statements: drop it as well
+        stuck = not lost and driver.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+        if lost or stuck:
             conn.invalidate()
         raise sa_exc.DBAPIError.instance(
-            statement, None, exc, psycopg.Error, connection_invalidated=lost
+            statement, None, exc, psycopg.Error, connection_invalidated=lost or stuck
         ) from exc
 
 
