@@ -131,7 +131,7 @@ class AppendSQL(Protocol):
 def for_dialect(dialect: Dialect, limits: WriteLimits | None = None) -> AppendSQL:
     """The append statements for the engine's backend."""
     if dialect.name == "postgresql":
-        return PostgresAppendSQL(limits or WriteLimits())
+        return PostgresAppendSQL(dialect.loaded_dbapi, limits or WriteLimits())
     return SqliteAppendSQL(dialect)
 
 
@@ -248,11 +248,13 @@ _PG_INSERT_ONE = (
 
 
 class PostgresAppendSQL:
-    """PostgreSQL through psycopg 3 directly (the connection SQLAlchemy holds)."""
+    """PostgreSQL through psycopg 3 directly (the connection SQLAlchemy holds).
 
-    def __init__(self, limits: WriteLimits | None = None) -> None:
-        import psycopg
+    ``psycopg`` is the module SQLAlchemy's dialect loaded (the ``postgres`` extra
+    is optional, so nothing here imports it).
+    """
 
+    def __init__(self, psycopg: Any, limits: WriteLimits | None = None) -> None:
         # libpq 14+ pipelines; an older system libpq gets the same statements one by one
         self._pipelined = psycopg.Pipeline.is_supported()
         limits = limits or WriteLimits()
@@ -333,8 +335,7 @@ def _driver_errors(statement: str, conn: Connection) -> Iterator[None]:
     the pool drops it instead of resetting it, which would fail again and log a
     traceback; the caller's one line about the error is the whole story.
     """
-    import psycopg
-
+    psycopg = conn.dialect.loaded_dbapi  # the driver module SQLAlchemy loaded
     try:
         yield
     except psycopg.Error as exc:

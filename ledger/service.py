@@ -2,7 +2,8 @@
 
 Every operation appends to the log first and touches Redis only after the
 commit, so a crash in between leaves the log ahead of Redis, never behind; the
-relay (``ledger.relay``) and the repair path below close such gaps from the log.
+relay (``ledger.relay``) and the repair path (``ledger.repair``) close such gaps
+from the log.
 
 Exactly-once outcomes rest on the store's version check: a claim records
 ``attempted`` at the version it read, and an outcome is appended at the version
@@ -32,13 +33,10 @@ from ledger.append_sql import WriteLimits
 from ledger.claims import ClaimBatch, ClaimedJob, Outcome, OutcomeResult
 from ledger.db import create_engine
 from ledger.decisions import (
-    LEASE_EXPIRED,
-    Place,
     attempt_event,
     completion_events,
     dlq_requeue_event,
     failure_events,
-    follow_up_events,
     from_ms,
     may_attempt,
     placement,
@@ -50,20 +48,18 @@ from ledger.errors import (
     QueueUnavailable,
     StaleAttempt,
 )
-from ledger.events import NewEvent, StoredEvent
+from ledger.events import NewEvent
 from ledger.lifecycle import Job, JobStatus, apply, fold
 from ledger.queue import HotQueue
 from ledger.queue.connect import build_queue
 from ledger.relay import Relay, RelayReport
+from ledger.repair import QueueRepair, folded
 from ledger.request import SettlementRequest
 from ledger.retry import RetryPolicy
 from ledger.settings import Settings
 from ledger.store import EnqueueResult, EventStore, StreamAppend
 
 log = logging.getLogger("ledger.service")
-
-#: how long a reaper holds an expired job while it records the failure
-REAP_GRACE_MS = 10_000
 
 
 @dataclass
@@ -77,9 +73,11 @@ class Ledger:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
     relay: Relay = field(init=False)
+    repairs: QueueRepair = field(init=False)
 
     def __post_init__(self) -> None:
         self.relay = Relay(self.store, self.queue, grace_seconds=self.settings.relay_grace_seconds)
+        self.repairs = QueueRepair(self.store, self.queue, self.policy, self.rng, self.relay)
 
     # -- enqueue -----------------------------------------------------------------
 
@@ -171,19 +169,18 @@ class Ledger:
         result = self.store.append_many(appends + plan.appends, skip_stale=True)
         recorded = [e for e in result.events if e.job_id in outcome_states]
         attempted = [e for e in result.events if e.job_id not in outcome_states]
-        after = _folded(outcome_states, recorded)
-        self._reflect_quietly(list(after.values()))
+        after = folded(outcome_states, recorded)
+        self.repairs.reflect_quietly(list(after.values()))
         # the payload cache keeps the waiting state it was pushed with: nothing reads a
         # claimed job's entry (outcomes carry their state, the reaper reads the log)
         claimed = [
             ClaimedJob(job, plan.lease_until, _logged_request(job.request))
-            for job in _folded(plan.states, attempted).values()
+            for job in folded(plan.states, attempted).values()
         ]
         stale = [e.job_id for e in result.rejected if e.job_id in outcome_states]
         # after the commit nothing may fail the call: its outcomes and claims stand
-        self._repair_quietly(
-            plan.repair + [e.job_id for e in result.rejected if e.job_id not in stale]
-        )
+        unclaimed = [e.job_id for e in result.rejected if e.job_id not in stale]
+        self.repairs.repair_quietly(plan.repair + unclaimed)
         current = self._current_attempts(stale)
         out: dict[int, OutcomeResult] = {}
         for index, o in batch:
@@ -200,7 +197,7 @@ class Ledger:
         """Lease up to ``n`` jobs in Redis and prepare their ``attempted`` events.
 
         Jobs the log does not allow to start (a stale push, a job in ``busy``:
-        its outcome is in the same append) are left for ``_repair``.
+        its outcome is in the same append) are left for ``QueueRepair.repair``.
         """
         lease_ms = max(int(lease.total_seconds() * 1000), 1)
         if n <= 0:
@@ -303,116 +300,30 @@ class Ledger:
             raise NotInDeadLetterQueue(job_id, job.status.value)
         (event,) = self.store.append(job_id, job.version, [dlq_requeue_event(actor, reason)])
         requeued = apply(job, event)
-        self._reflect_quietly([requeued])
+        self.repairs.reflect_quietly([requeued])
         return requeued
 
     def job(self, job_id: str) -> Job:
         """A job's current state, folded from the log."""
         return self._read_state(job_id)
 
-    # -- repair --------------------------------------------------------------------
+    # -- repair (ledger.repair) ---------------------------------------------------
 
     def reap(self, limit: int = 500) -> int:
-        """Jobs whose lease expired: ``failed(lease expired)``, then requeued or dead-lettered.
-
-        The log decides: a job that is no longer processing at the attempt the
-        reaper saw (its worker's outcome got there first) is refused by the
-        version check and merely repaired in Redis. Returns the jobs reaped.
-        """
-        job_ids = self.queue.reap(limit, REAP_GRACE_MS)
-        if not job_ids:
-            return 0
-        states = self._log_states(job_ids)
-        appends: list[StreamAppend] = []
-        others: list[str] = [job_id for job_id in job_ids if job_id not in states]
-        for job_id, job in states.items():
-            if job.status is not JobStatus.PROCESSING:
-                others.append(job_id)
-                continue
-            events = failure_events(
-                job,
-                job.attempts,
-                LEASE_EXPIRED,
-                retryable=True,
-                actor="reaper",
-                policy=self.policy,
-                rng=self.rng,
-            )
-            appends.append(StreamAppend(job_id, job.version, events))
-        result = self.store.append_many(appends, skip_stale=True)
-        after = _folded(states, result.events)
-        self._reflect(list(after.values()))
-        self._repair(others + [error.job_id for error in result.rejected])
-        return len(after)
+        """Jobs whose lease expired: ``failed(lease expired)``, then requeued or dead-lettered."""
+        return self.repairs.reap(limit)
 
     def recover(self) -> RelayReport:
         """Rebuild the hot queue from the log: every unfinished job's last event (idempotent)."""
-        return self.relay.recover()
+        return self.repairs.recover()
 
     def sweep(self) -> RelayReport:
         """Push what the log changed and Redis still lacks (recovers if Redis was flushed)."""
-        return self.relay.sweep()
+        return self.repairs.sweep()
 
     def cleanup(self) -> int:
         """Drop payload cache entries of jobs no longer queued; events are never deleted."""
-        return self.queue.clean_payloads()
-
-    def _repair(self, job_ids: Sequence[str]) -> None:
-        """Make Redis hold these jobs where the log says (after a refused or odd claim)."""
-        if not job_ids:
-            return
-        found = self._log_states(job_ids)
-        states = {job_id: found.get(job_id) for job_id in dict.fromkeys(job_ids)}
-        unfinished = [
-            StreamAppend(
-                job.job_id,
-                job.version,
-                follow_up_events(job, actor="repair", policy=self.policy, rng=self.rng),
-            )
-            for job in states.values()
-            if job is not None and job.status is JobStatus.FAILED
-        ]
-        result = self.store.append_many(unfinished, skip_stale=True)
-        known = {job_id: job for job_id, job in states.items() if job is not None}
-        after = {**known, **_folded(known, result.events)}
-        self._reflect(list(after.values()))
-        missing = [job_id for job_id, job in states.items() if job is None]
-        if missing:
-            self.queue.finish(missing)
-
-    def _repair_quietly(self, job_ids: Sequence[str]) -> None:
-        """``_repair`` after a commit: a backend that is away must not fail the call whose
-        outcomes and claims are already in the log (the reaper and the sweep repair)."""
-        try:
-            self._repair(job_ids)
-        except (QueueUnavailable, DatabaseUnavailable) as error:
-            log.warning("%d jobs not repaired in Redis (%s); the sweep will", len(job_ids), error)
-
-    def _reflect(self, jobs: Sequence[Job]) -> None:
-        """After a commit: hold each job in Redis where the log now says it is."""
-        waiting: list[tuple[str, int]] = []
-        waiting_jobs: list[Job] = []
-        gone: list[str] = []
-        inflight: list[Job] = []
-        for job in jobs:
-            place, score = placement(job)
-            if place is Place.WAITING:
-                waiting.append((job.job_id, score))
-                waiting_jobs.append(job)
-            elif place is Place.GONE:
-                gone.append(job.job_id)
-            else:
-                inflight.append(job)  # the claim script already holds it in flight
-        self.queue.move(waiting, waiting_jobs)
-        self.queue.finish(gone)
-        self.queue.cache(inflight)
-
-    def _reflect_quietly(self, jobs: Sequence[Job]) -> None:
-        """``_reflect`` after an outcome: Redis being down must not undo a committed outcome."""
-        try:
-            self._reflect(jobs)
-        except QueueUnavailable as error:
-            log.warning("outcome recorded but Redis not updated (%s); repair will", error)
+        return self.repairs.cleanup()
 
     # -- reading state -----------------------------------------------------------------
 
@@ -421,13 +332,8 @@ class Ledger:
         states = self.queue.cached(job_ids)
         missing = [job_id for job_id in job_ids if job_id not in states]
         if missing:
-            states.update(self._log_states(missing))
+            states.update(self.repairs.log_states(missing))
         return states
-
-    def _log_states(self, job_ids: Sequence[str]) -> dict[str, Job]:
-        """Jobs folded from their streams, read in one go (unknown jobs left out)."""
-        streams = self.store.read_streams(job_ids)
-        return {job_id: job for job_id, events in streams.items() if (job := fold(events))}
 
     def _log_state(self, job_id: str) -> Job | None:
         return fold(self.store.read_stream(job_id))
@@ -443,7 +349,7 @@ class Ledger:
         if not job_ids:
             return {}
         try:
-            states = self._log_states(job_ids)
+            states = self.repairs.log_states(job_ids)
         except DatabaseUnavailable:
             return {}
         return {job_id: job.attempts for job_id, job in states.items()}
@@ -451,14 +357,6 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
         self.queue.client.close()
-
-
-def _folded(states: dict[str, Job], events: Sequence[StoredEvent]) -> dict[str, Job]:
-    """The new state of each job that got events (``lifecycle.apply``, in order)."""
-    after: dict[str, Job] = {}
-    for event in events:
-        after[event.job_id] = apply(after.get(event.job_id) or states[event.job_id], event)
-    return after
 
 
 @dataclass

@@ -26,8 +26,8 @@ from datetime import datetime
 from ledger.errors import InvalidRequest
 from ledger.events import to_utc
 from ledger.lifecycle import as_time
+from ledger.log_reader import LogReader
 from ledger.money import format_amount
-from ledger.store import EventStore
 from projections.memory import MemoryProjection
 from projections.queries import DlqEntry, DlqPage
 from projections.schema import LIVE
@@ -38,7 +38,7 @@ from projections.stats import CurrencyBalance, QueueStats, balances, stats_from_
 BATCH = 5000
 
 
-def fold_until(store: EventStore, position: int) -> MemoryProjection:
+def fold_until(store: LogReader, position: int) -> MemoryProjection:
     """Every read model of the log's first ``position`` events, in memory."""
     projection = MemoryProjection()
     if position > 0:
@@ -46,13 +46,13 @@ def fold_until(store: EventStore, position: int) -> MemoryProjection:
     return projection
 
 
-def stats_as_of(store: EventStore, moment: datetime) -> QueueStats:
+def stats_as_of(store: LogReader, moment: datetime) -> QueueStats:
     """Queue stats as they stood at ``moment`` (delayed: due after it)."""
     moment = to_utc(moment)
     return fold_until(store, store.position_at(moment)).stored_stats(moment)
 
 
-def dlq_as_of(store: EventStore, moment: datetime, start: int = 0, end: int = 49) -> DlqPage:
+def dlq_as_of(store: LogReader, moment: datetime, start: int = 0, end: int = 49) -> DlqPage:
     """The dead-letter queue as it stood at ``moment``, newest first (``start``..``end``)."""
     if start < 0 or end < -1 or (end != -1 and end < start):
         raise InvalidRequest(
@@ -117,7 +117,7 @@ class MemoryCheck:
         return lines
 
 
-def check(store: EventStore, now: datetime, *, limit: int = 1000) -> MemoryCheck:
+def check(store: LogReader, now: datetime, *, limit: int = 1000) -> MemoryCheck:
     """Compare the live projections with a fresh fold of the log up to their checkpoint."""
     live = read_snapshot(store.engine, LIVE)
     projection = fold_until(store, live.position)

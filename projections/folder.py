@@ -30,8 +30,8 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Protocol
 
 from ledger.errors import FoldProcessLost
+from ledger.log_reader import LogReader
 from ledger.log_reader import RawEvent as LogRow
-from ledger.store import EventStore
 from projections.fold import Fold, JobState, RawEvent
 from projections.rows import ChangeRows, change_rows
 from projections.writers import Writer, writer
@@ -61,7 +61,7 @@ class Span:
     #: open jobs the fold keeps in memory between pages (older ones are loaded again)
     held_jobs: int
 
-    def pages(self, store: EventStore) -> Generator[list[LogRow], None, None]:
+    def pages(self, store: LogReader) -> Generator[list[LogRow], None, None]:
         return store.scan(
             self.start,
             until_position=self.until_position,
@@ -86,7 +86,7 @@ def fold_page(
 class LocalFolder:
     """Scan and fold in this process."""
 
-    def __init__(self, store: EventStore, span: Span) -> None:
+    def __init__(self, store: LogReader, span: Span) -> None:
         self._pages = span.pages(store)
         self._fold = Fold()
         self._fold.position = span.start
@@ -106,7 +106,7 @@ class LocalFolder:
 class ForkedFolder:
     """Scan and fold in a forked child; this process receives the rows."""
 
-    def __init__(self, store: EventStore, span: Span) -> None:
+    def __init__(self, store: LogReader, span: Span) -> None:
         context = multiprocessing.get_context("fork")
         self._pipe, child_end = context.Pipe()
         self._process = context.Process(
@@ -139,7 +139,7 @@ class ForkedFolder:
         self._process.join()
 
 
-def _child(pipe: Pipe, store: EventStore, span: Span) -> None:
+def _child(pipe: Pipe, store: LogReader, span: Span) -> None:
     """The forked side: fold ``span`` and send each drain, then ``end`` (or the error)."""
     # the parent's pooled connections are the parent's: drop them here unclosed
     store.engine.dispose(close=False)

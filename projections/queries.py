@@ -21,9 +21,9 @@ from ledger.business_time import day_start
 from ledger.errors import InvalidRequest, JobNotFound
 from ledger.events import StoredEvent, epoch_ms, format_time, to_utc
 from ledger.lifecycle import fold
+from ledger.log_reader import LogReader
 from ledger.request import wire_settlement
 from ledger.schema import events
-from ledger.store import EventStore
 from projections.rows import JobRecord, record_from_row
 from projections.schema import COMPLETED_ROWS, LIVE, WAITING_ROWS, ProjectionTables
 from projections.sql import read_checkpoint, reading
@@ -371,7 +371,7 @@ class JobHistory:
         }
 
 
-def history(store: EventStore, job_id: str, now: datetime | None = None) -> JobHistory:
+def history(store: LogReader, job_id: str, now: datetime | None = None) -> JobHistory:
     """A job's full history; ``JobNotFound`` if the log has no such job.
 
     ``state`` is the job's status, or ``delayed`` for a waiting job due after ``now``.

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.errors import ProjectionBusy
 from ledger.events import to_utc
-from ledger.store import EventStore
+from ledger.log_reader import LogReader
 from projections import queries
 from projections.runner import DEFAULT_BATCH_SIZE, OnBatch, Projector
 from projections.schema import LIVE, SCRATCH, ProjectionTables
@@ -106,7 +106,7 @@ class CheckReport:
 
 
 def check(
-    store: EventStore,
+    store: LogReader,
     *,
     now: datetime | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,

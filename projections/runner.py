@@ -4,7 +4,7 @@ One batch = one transaction: lock the set's checkpoint, check it is where this
 runner left it, load the jobs the batch touches, fold, write, move the
 checkpoint, commit. A crash anywhere in between rolls the whole batch back.
 
-Events come from ``EventStore.scan`` in pages, as raw rows (no per-event
+Events come from ``LogReader.scan`` in pages, as raw rows (no per-event
 objects, no JSON or time parsing beyond what the fold needs). Appends are
 serialised and positions follow commit order (see ``ledger/store.py``), so
 reading ``position > checkpoint`` never skips an event that committed late.
@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from ledger.db import can_fork
 from ledger.errors import DatabaseUnavailable, ProjectionBusy
 from ledger.events import StoredEvent
-from ledger.store import EventStore, translate_errors
+from ledger.log_reader import LogReader, translate_errors
 from projections import sql
 from projections.fold import Fold, JobState, RawEvent
 from projections.folder import Folder, ForkedFolder, LocalFolder, Span, fold_page
@@ -69,7 +69,7 @@ class CheckpointMoved(Exception):
 class Projector:
     """Keeps one table set (``LIVE`` or ``SCRATCH``) folded up to a log position."""
 
-    store: EventStore
+    store: LogReader
     tables: ProjectionTables = LIVE
     batch_size: int = DEFAULT_BATCH_SIZE
     held_jobs: int = HELD_JOBS
@@ -257,7 +257,7 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def replay(
-    store: EventStore,
+    store: LogReader,
     *,
     until_position: int | None = None,
     until_time: datetime | None = None,
@@ -294,7 +294,7 @@ def swap(engine: Engine) -> int:
 
 
 def rebuild(
-    store: EventStore,
+    store: LogReader,
     *,
     batch_size: int = REPLAY_BATCH_SIZE,
     on_batch: OnBatch | None = None,
@@ -327,7 +327,7 @@ def rebuild(
     return Projector(store, LIVE, batch_size).catch_up(on_batch=on_batch)
 
 
-def _rebuild_in_place(store: EventStore, batch_size: int, on_batch: OnBatch | None) -> int:
+def _rebuild_in_place(store: LogReader, batch_size: int, on_batch: OnBatch | None) -> int:
     """Fold the whole log into the live set in one transaction; the old rows it deleted."""
     live = Projector(store, LIVE, batch_size)
     loader = _Loader(store.engine, LIVE)
@@ -371,7 +371,7 @@ class _Loader:
 
 
 def replay_in_memory(
-    store: EventStore,
+    store: LogReader,
     *,
     until_position: int | None = None,
     until_time: datetime | None = None,

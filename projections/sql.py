@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.db import READ_ONLY, is_sqlite
 from ledger.errors import SchemaNotReady
-from ledger.store import translate_errors
+from ledger.log_reader import translate_errors
 from projections.fold import JobState
 from projections.rows import ChangeRows, state_from_row
 from projections.schema import ProjectionTables, checkpoints

@@ -135,8 +135,6 @@ def reseal(row: dict[str, Any], prev_hash: str) -> dict[str, Any]:
 
 def rewrite_chain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Recompute every hash in order (positions as given), as a whole-log forger would."""
-    from ledger.events import GENESIS_HASH
-
     out, prev = [], GENESIS_HASH
     for row in rows:
         sealed = reseal(row, prev)

@@ -3,7 +3,7 @@
 Modules: ``verify`` (the tamper-evidence walk), ``checkpoint`` (signed chain
 heads), ``queries`` (filtered, paged event reads, shared with the HTTP API),
 ``export`` (CSV / JSON Lines / table), ``statement`` and ``settled`` (the
-provider statement diff), ``reconcile`` (the checks behind ``ledger reconcile``),
+provider statement diff; the checks behind ``ledger reconcile`` are in ``ledger.compose``),
 ``roles`` (the PostgreSQL role script).
 """
 

@@ -23,13 +23,6 @@ from ledger.audit import checkpoint as checkpoints
 from ledger.audit import parallel
 from ledger.audit.export import ExportFormat, write_events
 from ledger.audit.queries import EventFilters, iter_events
-from ledger.audit.reconcile import (
-    CheckResult,
-    ReconcileCheck,
-    projection_checks,
-    reconcile,
-    statement_check,
-)
 from ledger.audit.roles import (
     DEFAULT_APP,
     DEFAULT_AUDITOR,
@@ -47,6 +40,13 @@ from ledger.audit.statement import (
 from ledger.audit.verify import DEFAULT_MAX_FINDINGS, AnchorStatus, VerifyResult, verify_log
 from ledger.business_time import parse_moment
 from ledger.cli.app import app, console, err_console, load_settings, print_json
+from ledger.compose.reconcile import (
+    CheckResult,
+    ReconcileCheck,
+    projection_checks,
+    reconcile,
+    statement_check,
+)
 from ledger.db import create_engine
 from ledger.errors import InvalidRequest, InvalidStatement
 from ledger.events import EventType, to_utc

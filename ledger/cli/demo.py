@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.rule import Rule
 from rich.table import Table
 
+from ledger.audit.statement import parse_statement
+from ledger.audit.verify import verify_log
 from ledger.cli.app import app, console
 from ledger.cli.dlq import print_dlq
 from ledger.cli.projections import print_history, print_stats
-
-if TYPE_CHECKING:
-    from ledger.demo import DemoOptions, DemoRun
+from ledger.compose.demo import OPERATOR, DemoOptions, DemoRun, run_demo
+from ledger.compose.reconcile import projection_checks, reconcile, statement_check
+from ledger.db import create_engine
 from ledger.money import format_amount
+from ledger.store import EventStore
+from projections import queries
 from projections.queries import TotalRow
 
 
@@ -33,8 +37,6 @@ def demo(
     ] = Path("ledger-demo.db"),
 ) -> None:
     """Run the whole system on a fresh SQLite ledger and show what an auditor sees."""
-    from ledger.demo import DemoOptions
-
     options = DemoOptions(jobs=jobs, fail_rate=fail_rate, seed=seed, database=database)
     console.print(
         f"[bold]settlement ledger demo[/]: {jobs:,} settlements, gateway fail rate "
@@ -45,8 +47,6 @@ def demo(
 
 
 def _run_with_progress(options: DemoOptions) -> DemoRun:
-    from ledger.demo import run_demo
-
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -64,14 +64,6 @@ def _run_with_progress(options: DemoOptions) -> DemoRun:
 
 
 def _report(run: DemoRun, options: DemoOptions) -> None:
-    from ledger.audit.reconcile import projection_checks, reconcile, statement_check
-    from ledger.audit.statement import parse_statement
-    from ledger.audit.verify import verify_log
-    from ledger.db import create_engine
-    from ledger.demo import OPERATOR
-    from ledger.store import EventStore
-    from projections import queries
-
     engine = create_engine(run.settings.database_url)
     store = EventStore(engine)
     try:

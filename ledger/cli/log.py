@@ -14,6 +14,7 @@ from ledger.cli.app import app, console, err_console, fail, load_settings, print
 from ledger.errors import InvalidRequest
 from ledger.migrate import upgrade
 from ledger.request import parse_request
+from ledger.service import build_ledger
 
 
 @app.command()
@@ -62,8 +63,6 @@ def enqueue(
             "metadata": _parse_metadata(metadata),
         }
     )
-    from ledger.service import build_ledger
-
     # the one line about a refused push is this command's own (below), not the service's log
     logging.getLogger("ledger").addHandler(logging.NullHandler())
     ledger = build_ledger(settings)

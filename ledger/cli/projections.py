@@ -32,8 +32,10 @@ from ledger.cli.app import app, console, err_console, load_settings, print_json
 from ledger.db import create_engine
 from ledger.errors import DatabaseUnavailable, InvalidRequest
 from ledger.events import StoredEvent, format_time
+from ledger.health import check_health, queue_status
 from ledger.money import format_amount
 from ledger.request import MAX_JOB_ID_LENGTH
+from ledger.service import build_ledger
 from ledger.store import EventStore
 from ledger.text import check_text, shown
 from projections import as_of as in_memory
@@ -146,9 +148,6 @@ def stats(
 
 def _status() -> str:
     """The health part of the stats object: ask the log and the hot queue."""
-    from ledger.health import check_health, queue_status
-    from ledger.service import build_ledger
-
     ledger = build_ledger(load_settings())
     try:
         return queue_status(check_health(ledger))

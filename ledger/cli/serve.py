@@ -7,8 +7,11 @@ import os
 from typing import Annotated
 
 import typer
+import uvicorn
 
 from ledger.cli.app import app, fail, load_settings
+from ledger.handler import load_handler
+from ledger.http.auth import parse_tokens
 
 
 def is_loopback(host: str) -> bool:
@@ -40,8 +43,6 @@ def serve(
     On the embedded default (no LEDGER_REDIS_URL) the server also runs the
     projection follower and, with --handler, a worker: one command, whole system.
     """
-    from ledger.http.auth import parse_tokens  # FastAPI loads only for this command
-
     settings = load_settings()
     if handler is not None:
         if settings.redis_url is not None:
@@ -50,8 +51,6 @@ def serve(
                 "with LEDGER_REDIS_URL run `ledger worker --handler …` instead",
                 code=2,
             )
-        from ledger.handler import load_handler
-
         load_handler(handler)  # a bad name fails here, not in the server's start-up
         os.environ["LEDGER_HANDLER"] = handler
     if settings.redis_url is None and workers > 1:
@@ -67,8 +66,6 @@ def serve(
             "(role:token pairs) or bind 127.0.0.1",
             code=2,
         )
-    import uvicorn
-
     uvicorn.run(
         "ledger.http.app:app_from_environment",
         factory=True,

@@ -7,20 +7,17 @@ import os
 import signal
 from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ledger.cli.app import app, console, load_settings, print_json
 from ledger.cli.dlq import dlq_app
+from ledger.handler import load_handler
 from ledger.request import MAX_ID_LENGTH, MAX_JOB_ID_LENGTH, MAX_REASON_LENGTH
+from ledger.service import build_ledger
 from ledger.text import check_text
-
-if TYPE_CHECKING:
-    from ledger.worker import Worker
-
-# the service, Redis clients and the worker are imported inside the commands, so
-# that `ledger --help` and the other verbs do not pay for them at start-up
+from ledger.worker import Worker, WorkerOptions
 
 
 @app.command()
@@ -51,10 +48,6 @@ def worker(
     ] = None,
 ) -> None:
     """Claim and run jobs until SIGTERM/SIGINT (graceful: running jobs finish), exit 0."""
-    from ledger.handler import load_handler
-    from ledger.service import build_ledger
-    from ledger.worker import Worker, WorkerOptions
-
     settings = load_settings()
     function = load_handler(handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -103,8 +96,6 @@ def _install_signals(runner: Worker) -> None:
 def recover() -> None:
     """Rebuild the Redis hot queue from the log (idempotent; safe next to running workers)."""
     settings = load_settings()
-    from ledger.service import build_ledger
-
     ledger = build_ledger(settings)
     try:
         report = ledger.recover()
@@ -133,8 +124,6 @@ def dlq_requeue(
     check_text(actor, "--actor", max_length=MAX_ID_LENGTH)
     check_text(reason, "--reason", max_length=MAX_REASON_LENGTH, edges=True)
     settings = load_settings()
-    from ledger.service import build_ledger
-
     ledger = build_ledger(settings)
     try:
         job = ledger.requeue_from_dlq(job_id, actor=actor, reason=reason)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ledger.compose.metrics import Metrics
 from ledger.http import errors
 from ledger.http.auth import TokenGate, parse_tokens
 from ledger.http.background import Background
@@ -15,8 +16,8 @@ from ledger.http.body import BodyGuard
 from ledger.http.headers import SecurityHeaders, keep_query_values_out_of_the_access_log
 from ledger.http.problems import documented
 from ledger.http.routes import audit, docs, health, jobs, metrics, queue, settlements
-from ledger.metrics import Metrics
-from ledger.service import Ledger
+from ledger.service import Ledger, build_ledger
+from ledger.settings import Settings
 
 
 def create_app(ledger: Ledger, *, background: Background | None = None) -> FastAPI:
@@ -73,9 +74,6 @@ def app_from_environment() -> FastAPI:
     On the embedded default (no LEDGER_REDIS_URL) the projector, and a worker when
     LEDGER_HANDLER names one, run inside the server process.
     """
-    from ledger.service import build_ledger
-    from ledger.settings import Settings
-
     # the ledger's own lines (job ids, hashed keys) beside uvicorn's access log
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     keep_query_values_out_of_the_access_log()

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ledger.compose.metrics import Metrics
 from ledger.errors import DatabaseUnavailable
 from ledger.handler import load_handler
-from ledger.metrics import Metrics
 from ledger.service import Ledger
 from ledger.worker import Worker, WorkerOptions
 from projections.runner import Projector

@@ -19,10 +19,10 @@ would make ``import ledger`` import ``projections`` and turn every
 types and this module sits on the top layer beside the CLI and HTTP.
 """
 
-from ledger.audit.reconcile import CheckResult, ReconcileReport
 from ledger.audit.settled import Settlement
 from ledger.audit.statement import Mismatch, Period, StatementDiff, StatementLine
 from ledger.audit.verify import AnchorStatus, VerifyResult
+from ledger.compose.reconcile import CheckResult, ReconcileReport
 from ledger.scripts.connection import Connection, Handler, connect
 from ledger.scripts.state import LogState
 from projections.queries import DlqEntry, TotalRow

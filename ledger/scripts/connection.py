@@ -21,13 +21,6 @@ from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
 
 from ledger.audit import checkpoint as checkpoints
-from ledger.audit.reconcile import (
-    ReconcileReport,
-    projection_checks,
-    read_settlements,
-    reconcile,
-    statement_check,
-)
 from ledger.audit.statement import (
     DEFAULT_TOLERANCE,
     Period,
@@ -39,6 +32,13 @@ from ledger.audit.statement import (
 )
 from ledger.audit.verify import DEFAULT_MAX_FINDINGS, VerifyResult, verify_log
 from ledger.business_time import day_end, day_start
+from ledger.compose.reconcile import (
+    ReconcileReport,
+    projection_checks,
+    read_settlements,
+    reconcile,
+    statement_check,
+)
 from ledger.db import READ_ONLY, create_engine, is_sqlite
 from ledger.errors import InvalidRequest, InvalidStatement, PositionPastHead
 from ledger.events import EventType, StoredEvent

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from ledger.business_time import business_day
 from ledger.http import create_app
+from ledger.http.auth import BadTokenConfig
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
 
@@ -199,8 +200,6 @@ def test_role_matrix(
 
 
 def test_bad_token_config_is_refused(db_url: str) -> None:
-    from ledger.http.auth import BadTokenConfig
-
     for spec in ("auditor", "root:aaaaaaaaaaaaaaaaaaaa", "auditor:short"):
         with pytest.raises(BadTokenConfig):
             create_app(build_ledger(Settings(database_url=db_url, api_tokens=spec)))

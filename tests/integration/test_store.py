@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ledger.db import create_engine
 from ledger.errors import ConcurrencyError, IdempotencyConflict, SchemaNotReady
 from ledger.events import EventType, NewEvent
 from ledger.lifecycle import JobStatus, fold
@@ -319,8 +320,6 @@ def _enqueued(key: str) -> NewEvent:
 
 
 def test_missing_schema_is_a_clear_error(tmp_path: object) -> None:
-    from ledger.db import create_engine
-
     engine = create_engine(f"sqlite:///{tmp_path}/empty.db")
     with pytest.raises(SchemaNotReady, match="ledger init"):
         EventStore(engine).head()

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger.audit.verify import ProblemKind, VerifyResult, verify_log
-from ledger.errors import ConcurrencyError
+from ledger.db import create_engine
+from ledger.errors import ConcurrencyError, SchemaNotReady
 from ledger.events import GENESIS_HASH, EventType, NewEvent
 from ledger.schema import events
 from ledger.store import EventStore, StreamAppend
@@ -300,9 +301,6 @@ def test_from_position_checks_versions_of_jobs_begun_before_it(
 
 
 def test_verify_on_a_database_without_tables_says_init(tmp_path: object) -> None:
-    from ledger.db import create_engine
-    from ledger.errors import SchemaNotReady
-
     engine = create_engine(f"sqlite:///{tmp_path}/empty.db")
     with pytest.raises(SchemaNotReady):
         verify_log(engine)

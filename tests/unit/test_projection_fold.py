@@ -9,6 +9,7 @@ import pytest
 from ledger.errors import IllegalTransition
 from ledger.events import EventType, StoredEvent, epoch_ms
 from ledger.lifecycle import JobStatus
+from ledger.lifecycle import fold as lifecycle_fold
 from projections.fold import ENQUEUED, Changes, Fold, JobState, Totals
 from projections.memory import MemoryProjection
 from projections.stats import balances, stats_from_jobs, stats_from_rows
@@ -147,8 +148,6 @@ def test_forget_keeps_the_newest_jobs_and_a_forgotten_one_can_be_held_again() ->
 
 
 def test_job_state_to_job_matches_the_lifecycle_fold() -> None:
-    from ledger.lifecycle import fold as lifecycle_fold
-
     events = history(E.ENQUEUED, E.ATTEMPTED, E.FAILED, E.DEAD_LETTERED, E.REQUEUED, E.ATTEMPTED)
     fold = Fold()
     fold.fold_events(events)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from ledger.compose.metrics import CONTENT_TYPE
 from ledger.http.auth import READERS, Principal, require
-from ledger.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 

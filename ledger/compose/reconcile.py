@@ -24,6 +24,7 @@ from ledger.audit.statement import (
 )
 from ledger.events import format_time
 from ledger.store import EventStore
+from projections import as_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,6 @@ def projection_checks() -> list[ReconcileCheck]:
     per currency, enqueued = completed + waiting + delayed + processing + failed
     (between attempts) + dead-lettered, in jobs and in money.
     """
-    from projections import as_of
-
     reports: dict[int, as_of.MemoryCheck] = {}
 
     def report(engine: Engine) -> as_of.MemoryCheck:

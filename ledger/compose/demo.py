@@ -22,6 +22,8 @@ from ledger.request import SettlementRequest
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
 from ledger.worker import Worker, WorkerOptions
+from projections import queries
+from projections.runner import Projector
 
 #: share of settlements a flaky client sends twice with the same idempotency key
 DUPLICATE_RATE = 0.1
@@ -149,9 +151,6 @@ def _work(
 
 
 def _settled(ledger: Ledger, tick: Tick) -> None:
-    from projections import queries
-    from projections.runner import Projector
-
     Projector(ledger.store).catch_up()
     stats = queries.stats(ledger.engine, datetime.now(UTC))
     tick(stats.count("completed") + stats.count("dlq"))
@@ -159,8 +158,6 @@ def _settled(ledger: Ledger, tick: Tick) -> None:
 
 def _operator_requeues_one(ledger: Ledger, gateway: SimulatedGateway) -> str | None:
     """The operator checks the oldest dead-lettered job's account, fixes it, requeues it."""
-    from projections import queries
-
     page = queries.dlq_page(ledger.engine, 0, -1)
     if not page.jobs:
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,9 +18,8 @@ from prometheus_client.registry import Collector
 
 from ledger.claims import Outcome
 from ledger.errors import LedgerError
-
-if TYPE_CHECKING:
-    from ledger.service import Ledger
+from ledger.service import Ledger
+from projections import queries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -102,8 +100,6 @@ class LedgerCollector(Collector):
         )
 
     def _log(self) -> Iterator[Metric]:
-        from projections import queries
-
         try:
             head = self.ledger.store.head().position
             checkpoint = queries.checkpoint(self.ledger.engine)
