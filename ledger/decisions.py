@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import assert_never
 
 from ledger.errors import IllegalTransition
 from ledger.events import EventType, NewEvent, StoredEvent, format_time
-from ledger.lifecycle import TRANSITIONS, Job, JobStatus, next_status
+from ledger.lifecycle import STATUS_AFTER_EVENT, Job, JobStatus, next_status
 from ledger.retry import RetryPolicy
 
 LEASE_EXPIRED = "lease expired"
@@ -112,23 +113,38 @@ def dlq_requeue_event(actor: str, reason: str) -> NewEvent:
     return NewEvent(EventType.REQUEUED, data, actor=actor)
 
 
-def placement(job: Job | None) -> tuple[Place, int]:
-    """Where Redis should hold the job, and the score (due or lease deadline, ms; 0 = now).
+def place_of(status: JobStatus) -> Place:
+    """Where Redis holds a job in ``status``.
 
-    A job left in ``failed`` is placed in flight with an expired lease, so the
-    reaper picks it up and appends its follow-up.
+    A job left in ``failed`` is held in flight with an expired lease, so the
+    reaper picks it up and appends its follow-up; a dead-lettered job waits in
+    the log (the DLQ view), not in Redis.
     """
-    if job is None or job.status in (JobStatus.COMPLETED, JobStatus.DEAD):
+    match status:
+        case JobStatus.WAITING:
+            return Place.WAITING
+        case JobStatus.PROCESSING | JobStatus.FAILED:
+            return Place.INFLIGHT
+        case JobStatus.DEAD | JobStatus.COMPLETED:
+            return Place.GONE
+        case _:
+            assert_never(status)
+
+
+#: ``place_of`` for every status, looked up once per job on the hot paths
+_PLACE: dict[JobStatus, Place] = {status: place_of(status) for status in JobStatus}
+
+
+def placement(job: Job | None) -> tuple[Place, int]:
+    """Where Redis should hold the job, and the score (due or lease deadline, ms; 0 = now)."""
+    if job is None:
         return Place.GONE, 0
-    if job.status is JobStatus.WAITING:
-        return Place.WAITING, to_ms(job.due_at) if job.due_at else 0
-    if job.status is JobStatus.PROCESSING and job.lease_until is not None:
-        return Place.INFLIGHT, to_ms(job.lease_until)
-    return Place.INFLIGHT, 0
-
-
-#: the state every event leaves a job in (the transition table's targets agree per event)
-_STATUS_AFTER = {event: status for (_, event), status in TRANSITIONS.items()}
+    place = _PLACE[job.status]
+    if place is Place.WAITING:
+        return place, to_ms(job.due_at) if job.due_at else 0
+    if place is Place.INFLIGHT and job.status is JobStatus.PROCESSING and job.lease_until:
+        return place, to_ms(job.lease_until)
+    return place, 0
 
 
 def placement_after(event: StoredEvent) -> tuple[Place, int]:
@@ -138,14 +154,15 @@ def placement_after(event: StoredEvent) -> tuple[Place, int]:
     and the due time (``enqueued``, ``requeued``) or lease deadline
     (``attempted``) it carries. Rebuilding the hot queue needs no more.
     """
-    status = _STATUS_AFTER[event.type]
-    if status in (JobStatus.COMPLETED, JobStatus.DEAD):
-        return Place.GONE, 0
-    if status is JobStatus.WAITING:
+    status = STATUS_AFTER_EVENT[event.type]
+    place = _PLACE[status]
+    if place is Place.WAITING:
         due = event.data.get("due_at")
-        return Place.WAITING, to_ms(_parse(due)) if due else 0
-    lease = event.data.get("lease_until") if status is JobStatus.PROCESSING else None
-    return Place.INFLIGHT, to_ms(_parse(lease)) if lease else 0
+        return place, to_ms(_parse(due)) if due else 0
+    if place is Place.INFLIGHT and status is JobStatus.PROCESSING:
+        lease = event.data.get("lease_until")
+        return place, to_ms(_parse(lease)) if lease else 0
+    return place, 0
 
 
 def _parse(value: str) -> datetime:

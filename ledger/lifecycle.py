@@ -6,11 +6,11 @@ the log can only ever hold legal histories.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
 from ledger.errors import IllegalTransition
 from ledger.events import EventType, StoredEvent, to_utc
@@ -37,7 +37,25 @@ TRANSITIONS: Mapping[tuple[JobStatus | None, EventType], JobStatus] = {
     (JobStatus.DEAD, EventType.REQUEUED): JobStatus.WAITING,
 }
 
-TERMINAL = frozenset({JobStatus.COMPLETED})
+
+
+def is_terminal(status: JobStatus) -> bool:
+    """Whether no event may follow: the job is finished for good (and leaves every queue)."""
+    match status:
+        case JobStatus.COMPLETED:
+            return True
+        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED | JobStatus.DEAD:
+            return False
+        case _:
+            assert_never(status)
+
+
+TERMINAL = frozenset(status for status in JobStatus if is_terminal(status))
+
+#: the state each event leaves a job in (the table's targets depend on the event alone)
+STATUS_AFTER_EVENT: Mapping[EventType, JobStatus] = {
+    event: after for (_, event), after in TRANSITIONS.items()
+}
 
 #: ``TRANSITIONS`` keyed and valued by plain strings: the same table, for folds that
 #: look it up once per event (hashing an enum member is a Python-level call)
@@ -175,34 +193,82 @@ def advance(
     Times from ``data`` are carried as they are (see ``Moment``).
     """
     before = state.status
-    after = STATUS_AFTER.get((before, event_type))
-    if after is None:
+    move = _MOVES.get((before, event_type))
+    if move is None:
         raise IllegalTransition(state.job_id, JobStatus(before), EventType(event_type))
-    state.status = after
+    state.status, step = move
     state.version = version
     state.updated_at = occurred_at
-    if event_type == "attempted":
-        state.attempts += 1
-        state.round_attempts += 1
-        state.worker = actor
-        state.lease_until = data.get("lease_until")
-        state.due_at = None
-    elif event_type == "completed":
-        state.completed_at = occurred_at
-        state.lease_until = None
-    elif event_type == "failed":
-        state.last_error = data.get("reason")
-        state.lease_until = None
-    elif event_type == "dead_lettered":
-        state.dead_lettered_at = occurred_at
-        state.worker = None
-    else:
-        # requeued: from a retry (keeps the budget) or from the DLQ (fresh budget)
-        state.due_at = data.get("due_at")
-        if before == "dead":
-            state.round_attempts = 0
-        state.dead_lettered_at = None
-        state.worker = None
+    step(state, before, occurred_at, actor, data)
+
+
+#: what an event changes besides status, version and time: (state, status before,
+#: occurred_at, actor, data)
+Step = Callable[[Progress, str, Moment, str, Mapping[str, Any]], None]
+
+
+def _attempted(state: Progress, _: str, __: Moment, actor: str, data: Mapping[str, Any]) -> None:
+    state.attempts += 1
+    state.round_attempts += 1
+    state.worker = actor
+    state.lease_until = data.get("lease_until")
+    state.due_at = None
+
+
+def _completed(state: Progress, _: str, at: Moment, __: str, ___: Mapping[str, Any]) -> None:
+    state.completed_at = at
+    state.lease_until = None
+
+
+def _failed(state: Progress, _: str, __: Moment, ___: str, data: Mapping[str, Any]) -> None:
+    state.last_error = data.get("reason")
+    state.lease_until = None
+
+
+def _dead_lettered(state: Progress, _: str, at: Moment, __: str, ___: Mapping[str, Any]) -> None:
+    state.dead_lettered_at = at
+    state.worker = None
+
+
+def _requeued(state: Progress, before: str, _: Moment, __: str, data: Mapping[str, Any]) -> None:
+    # from a retry (keeps the budget) or from the DLQ (fresh budget)
+    state.due_at = data.get("due_at")
+    if before == JobStatus.DEAD.value:
+        state.round_attempts = 0
+    state.dead_lettered_at = None
+    state.worker = None
+
+
+def _begins(state: Progress, _: str, __: Moment, ___: str, ____: Mapping[str, Any]) -> None:
+    """``enqueued`` starts a stream (``apply`` builds the job); the table allows it only first."""
+
+
+def step_of(event_type: EventType) -> Step:
+    """What ``event_type`` changes in a job's progress (every member has its step)."""
+    step: Step
+    match event_type:
+        case EventType.ENQUEUED:
+            step = _begins
+        case EventType.ATTEMPTED:
+            step = _attempted
+        case EventType.COMPLETED:
+            step = _completed
+        case EventType.FAILED:
+            step = _failed
+        case EventType.DEAD_LETTERED:
+            step = _dead_lettered
+        case EventType.REQUEUED:
+            step = _requeued
+        case _:
+            assert_never(event_type)
+    return step
+
+
+#: ``STATUS_AFTER`` with each event's step: one look-up per event folded
+_MOVES: Mapping[tuple[str | None, str], tuple[str, Step]] = {
+    (before, event): (after, step_of(EventType(event)))
+    for (before, event), after in STATUS_AFTER.items()
+}
 
 
 def apply(job: Job | None, event: StoredEvent) -> Job:

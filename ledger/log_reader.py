@@ -29,6 +29,7 @@ from ledger.append_sql import for_dialect
 from ledger.db import READ_ONLY, is_sqlite
 from ledger.errors import DatabaseUnavailable, LedgerError, SchemaNotReady
 from ledger.events import GENESIS_HASH, EventType, StoredEvent, to_utc
+from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.schema import events as events_table
 
 #: an event as ``LogReader.scan`` reads it: (position, job_id, version, type, data
@@ -142,7 +143,7 @@ class LogReader:
             sa.select(*_EVENT_COLUMNS)
             .where(
                 events_table.c.position > after,
-                events_table.c.type != EventType.COMPLETED.value,
+                events_table.c.type.not_in(_FINISHING),
                 events_table.c.version == last_version,
             )
             .order_by(events_table.c.position)
@@ -342,6 +343,9 @@ def _db_time(moment: datetime) -> datetime:
 
 
 #: the columns a ``StoredEvent`` is read from, in the order ``_to_event`` unpacks them
+#: the event types that finish a job for good: its stream ends with one of them
+_FINISHING = sorted(event.value for event, after in STATUS_AFTER_EVENT.items() if after in TERMINAL)
+
 _EVENT_COLUMNS = tuple(
     events_table.c[name]
     for name in (

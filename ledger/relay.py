@@ -35,13 +35,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ledger.decisions import Place, placement_after
+from ledger.decisions import Place, place_of, placement_after
 from ledger.events import EventType, StoredEvent
+from ledger.lifecycle import STATUS_AFTER_EVENT
 from ledger.queue import HotQueue
 from ledger.store import EventStore
 
 #: events after which a job waits in the log, so the relay may have to push it
-_WAITING = frozenset({EventType.ENQUEUED, EventType.REQUEUED})
+_WAITING: frozenset[EventType] = frozenset(
+    event for event, status in STATUS_AFTER_EVENT.items() if place_of(status) is Place.WAITING
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import assert_never
 
 from ledger.errors import DatabaseUnavailable, LedgerError, QueueUnavailable
 from ledger.handler import Handler, run_handler
@@ -485,8 +486,13 @@ def _report(what: str, error: Exception) -> None:
 
 
 def _counter(status: JobStatus) -> str:
-    if status is JobStatus.COMPLETED:
-        return "completed"
-    if status is JobStatus.DEAD:
-        return "dead_lettered"
-    return "retried"
+    """The worker statistic an outcome that left the job in ``status`` counts towards."""
+    match status:
+        case JobStatus.COMPLETED:
+            return "completed"
+        case JobStatus.DEAD:
+            return "dead_lettered"
+        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED:
+            return "retried"
+        case _:
+            assert_never(status)

@@ -16,16 +16,19 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import Enum
 from itertools import islice
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 
 from ledger.errors import IllegalTransition
-from ledger.events import StoredEvent, to_utc
+from ledger.events import EventType, StoredEvent, to_utc
 from ledger.lifecycle import (
     STATUS_AFTER,
+    TERMINAL,
     Job,
+    JobStatus,
     Moment,
     Progress,
     advance,
@@ -44,6 +47,43 @@ DailyKey = tuple[date, str]
 RawEvent = tuple[int, str, int, str, "str | Mapping[str, Any]", Moment, str]
 
 _NO_DATA: Mapping[str, Any] = {}
+
+
+class Effect(Enum):
+    """What an event does to the read models besides moving its job along the lifecycle."""
+
+    #: a new job: a row, and ``enqueued`` in the stats
+    STARTS = "starts"
+    #: money settled: the day's ``daily_totals`` (the event's data is not read)
+    SETTLES = "settles"
+    #: the job enters the dead-letter view, with the event's reason
+    DEAD_LETTERS = "dead_letters"
+    #: the job's row and stats bucket change, nothing else
+    MOVES = "moves"
+
+
+def effect_of(event_type: EventType) -> Effect:
+    """The read-model effect of ``event_type`` (every member has one)."""
+    match event_type:
+        case EventType.ENQUEUED:
+            return Effect.STARTS
+        case EventType.COMPLETED:
+            return Effect.SETTLES
+        case EventType.DEAD_LETTERED:
+            return Effect.DEAD_LETTERS
+        case EventType.ATTEMPTED | EventType.FAILED | EventType.REQUEUED:
+            return Effect.MOVES
+        case _:
+            assert_never(event_type)
+
+
+#: ``effect_of`` by the type's text, as the log's rows carry it: one look-up per event
+EFFECTS: Mapping[str, Effect] = {event.value: effect_of(event) for event in EventType}
+#: the types that start a job's stream
+_STARTS = frozenset(kind for kind, effect in EFFECTS.items() if effect is Effect.STARTS)
+#: the status of dead-lettered jobs, and the statuses a job is finished in (as text)
+_DEAD = JobStatus.DEAD.value
+_TERMINAL = frozenset(status.value for status in TERMINAL)
 
 
 @dataclass(slots=True)
@@ -137,7 +177,7 @@ class Fold:
         held = self.jobs
         # comprehensions and set algebra: this runs over every page of a replay
         needed = {row[1] for row in rows if row[1] not in held}
-        needed.difference_update([row[1] for row in rows if row[3] == "enqueued"])
+        needed.difference_update([row[1] for row in rows if row[3] in _STARTS])
         return sorted(needed)
 
     def hold(self, states: Iterable[JobState]) -> None:
@@ -150,8 +190,15 @@ class Fold:
         jobs, touched, changes = self.jobs, self._touched, self._changes
         daily = changes.daily
         position = self.position
+        effects, starts, settles, dead_letters = (
+            EFFECTS,
+            Effect.STARTS,
+            Effect.SETTLES,
+            Effect.DEAD_LETTERS,
+        )
         for position, job_id, version, kind, data, occurred_at, actor in rows:
-            if kind == "enqueued":
+            effect = effects.get(kind)
+            if effect is starts:
                 if job_id in jobs:
                     raise IllegalTransition(job_id, jobs[job_id].status, kind)
                 state = self._enqueued(job_id, version, position, _decode(data), occurred_at)
@@ -162,7 +209,7 @@ class Fold:
             if held is None:
                 raise IllegalTransition(job_id, None, kind)
             state = held
-            if kind == "completed":
+            if effect is settles:
                 advance(state, kind, version, occurred_at, actor, _NO_DATA)
                 day = _day(occurred_at)
                 currency, amount = state.currency, state.amount
@@ -175,7 +222,7 @@ class Fold:
             else:
                 payload = _decode(data)
                 advance(state, kind, version, occurred_at, actor, payload)
-                if kind == "dead_lettered":
+                if effect is dead_letters:
                     reason = payload.get("reason")
                     state.dead_letter_reason = None if reason is None else str(reason)
                 else:
@@ -205,14 +252,14 @@ class Fold:
                 changes.changed_jobs.append(state)
                 if before != after:
                     _add(stats, (currency, before), -1, -amount)
-                if before == "dead" and after != "dead":
+                if before == _DEAD and after != _DEAD:
                     changes.dlq_removed.append(job_id)
             if before != after:
                 _add(stats, (currency, after), 1, amount)
-            if after == "dead":
+            if after == _DEAD:
                 changes.dlq.append(state)
             state.stored_status = after
-            if after == "completed":
+            if after in _TERMINAL:
                 del jobs[job_id]
         self._touched = {}
         changes.stats = {key: value for key, value in stats.items() if not value.is_zero}
@@ -233,7 +280,7 @@ class Fold:
     def _enqueued(
         self, job_id: str, version: int, position: int, data: Mapping[str, Any], at: Moment
     ) -> JobState:
-        status = STATUS_AFTER[(None, "enqueued")]
+        status = STATUS_AFTER[(None, EventType.ENQUEUED.value)]
         request = data["request"]
         state = JobState(
             job_id,

@@ -10,23 +10,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from ledger.events import format_time
 from ledger.lifecycle import Job, JobStatus
 from projections.fold import ENQUEUED, Totals
 
-#: the buckets every job is in exactly one of, in display order
-BUCKETS = ("waiting", "delayed", "processing", "failed", "dlq", "completed")
+#: the bucket of waiting jobs due after the time asked about (counted at query time)
+DELAYED = "delayed"
 
-#: job status → bucket (waiting jobs due in the future are "delayed" instead)
-STATUS_BUCKET: Mapping[str, str] = {
-    JobStatus.WAITING.value: "waiting",
-    JobStatus.PROCESSING.value: "processing",
-    JobStatus.FAILED.value: "failed",
-    JobStatus.DEAD.value: "dlq",
-    JobStatus.COMPLETED.value: "completed",
-}
+
+def bucket_of(status: JobStatus) -> str:
+    """The stats bucket of a job in ``status`` (waiting jobs due later are ``DELAYED``)."""
+    match status:
+        case JobStatus.DEAD:
+            return "dlq"  # the name the API has always used
+        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED | JobStatus.COMPLETED:
+            return status.value
+        case _:
+            assert_never(status)
+
+
+#: job status → bucket, for every status
+STATUS_BUCKET: Mapping[str, str] = {status.value: bucket_of(status) for status in JobStatus}
+
+#: the buckets every job is in exactly one of, in display order: the statuses in
+#: lifecycle order, with "delayed" after "waiting"
+BUCKETS: tuple[str, ...] = tuple(
+    name
+    for status in JobStatus
+    for name in (bucket_of(status), *((DELAYED,) if status is JobStatus.WAITING else ()))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +108,8 @@ def stats_from_rows(
         buckets[STATUS_BUCKET.get(bucket, bucket)].add(int(jobs), int(amount))
     for currency, jobs, amount in delayed:
         buckets = by_currency.setdefault(currency, empty_buckets())
-        buckets["waiting"].add(-int(jobs), -int(amount))
-        buckets["delayed"].add(int(jobs), int(amount))
+        buckets[bucket_of(JobStatus.WAITING)].add(-int(jobs), -int(amount))
+        buckets[DELAYED].add(int(jobs), int(amount))
     return QueueStats(now, position, by_currency)
 
 
@@ -104,7 +118,7 @@ def stats_from_jobs(jobs: Iterable[Job], now: datetime, position: int) -> QueueS
     by_currency: dict[str, dict[str, Totals]] = {}
     for job in jobs:
         buckets = by_currency.setdefault(job.currency, empty_buckets())
-        bucket = "delayed" if job.is_delayed(now) else STATUS_BUCKET[job.status.value]
+        bucket = DELAYED if job.is_delayed(now) else STATUS_BUCKET[job.status.value]
         buckets[bucket].add(1, job.amount)
         buckets[ENQUEUED].add(1, job.amount)
     return QueueStats(now, position, by_currency)

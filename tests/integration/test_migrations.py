@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger import migrate
+from ledger.events import EventType
 from ledger.schema import metadata as events_metadata
 from ledger.store import EventStore
 from projections.schema import metadata as projections_metadata
@@ -64,3 +67,28 @@ def test_identifier_columns_compare_bytes_and_downgrade_restores_the_default(
     migrate.upgrade(db_url)
     engine.dispose()
     assert byte_compared(engine) == identifiers
+
+
+def type_check_text(engine: Engine) -> str:
+    """The ``type_known`` CHECK as the migrated database holds it."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sql = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        else:
+            sql = (
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = 'ck_events_type_known' "
+                "AND connamespace = current_schema()::regnamespace"
+            )
+        text = conn.exec_driver_sql(sql).scalar_one()
+    if engine.dialect.name == "sqlite":
+        text = text[text.index("ck_events_type_known") :]
+        text = text[: text.index(")")]
+    return str(text)
+
+
+def test_the_database_allows_exactly_the_event_types(engine: Engine) -> None:
+    # alembic check does not compare CHECK constraints: a new EventType needs a
+    # migration that recreates ck_events_type_known, and this fails until it has one
+    allowed = set(re.findall(r"'([a-z_]+)'", type_check_text(engine)))
+    assert allowed == {event.value for event in EventType}
