@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 
+from ledger.driver_errors import Fault, constraint_of, fault_of
 from ledger.events import GENESIS_HASH, to_utc
 from ledger.schema import events as events_table
 
@@ -124,8 +125,11 @@ class AppendSQL(Protocol):
     def time_value(self, moment: datetime) -> Any:
         """``occurred_at`` as the driver takes it for this backend."""
 
-    def is_key_taken(self, error: sa_exc.IntegrityError) -> bool:
-        """Whether ``error`` is the unique index on the idempotency key refusing a row."""
+    def is_key_taken(self, error: sa_exc.IntegrityError, *, keyed: bool) -> bool:
+        """Whether ``error`` is the unique index on the idempotency key refusing a row.
+
+        ``keyed``: the insert carried idempotency keys (``enqueued`` events).
+        """
 
 
 def for_dialect(dialect: Dialect, limits: WriteLimits | None = None) -> AppendSQL:
@@ -203,9 +207,10 @@ class SqliteAppendSQL:
     def time_value(self, moment: datetime) -> Any:
         return self._bind_time(moment) if self._bind_time is not None else moment
 
-    def is_key_taken(self, error: sa_exc.IntegrityError) -> bool:
-        # SQLite names the columns of the unique index it enforced
-        return f"events.{KEY_COLUMN}" in str(error.orig) and "UNIQUE" in str(error.orig)
+    def is_key_taken(self, error: sa_exc.IntegrityError, *, keyed: bool) -> bool:
+        # SQLite's result codes name no index; a keyed insert (new jobs, new ids, the
+        # versions and positions chosen under the write lock) can only meet the key's
+        return keyed and fault_of(error) is Fault.UNIQUE
 
 
 @lru_cache(maxsize=64)
@@ -307,9 +312,8 @@ class PostgresAppendSQL:
     def time_value(self, moment: datetime) -> Any:
         return moment
 
-    def is_key_taken(self, error: sa_exc.IntegrityError) -> bool:
-        diagnosis = getattr(error.orig, "diag", None)
-        return getattr(diagnosis, "constraint_name", None) == KEY_INDEX
+    def is_key_taken(self, error: sa_exc.IntegrityError, *, keyed: bool) -> bool:
+        return fault_of(error) is Fault.UNIQUE and constraint_of(error) == KEY_INDEX
 
 
 def _query(driver: Any, statement: str, values: list[str]) -> Any:

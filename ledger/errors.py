@@ -130,12 +130,26 @@ class DatabaseUnavailable(LedgerError):
     """The database cannot be reached; check LEDGER_DATABASE_URL and that the server is up."""
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """The database is busy (a lock or statement timeout, a deadlock); nothing was written, try
+    again."""
+
+
+class DatabaseRefused(LedgerError):
+    """The database refused the operation; nothing was written (the server's log says why)."""
+
+
 class SchemaNotReady(LedgerError):
-    """The database has no ledger tables yet; run `ledger init` first."""
+    """The database has no ledger tables yet (or an older schema); run `ledger init` first."""
 
 
 class QueueUnavailable(LedgerError):
     """Redis cannot be reached; check LEDGER_REDIS_URL and that the server is up."""
+
+
+class QueueRefused(QueueUnavailable):
+    """Redis refused a command (out of memory, a read-only replica, a script error); nothing
+    changed in Redis, and the log is untouched."""
 
 
 class UnsafeRedis(LedgerError):

@@ -38,7 +38,6 @@ TRANSITIONS: Mapping[tuple[JobStatus | None, EventType], JobStatus] = {
 }
 
 
-
 def is_terminal(status: JobStatus) -> bool:
     """Whether no event may follow: the job is finished for good (and leaves every queue)."""
     match status:

@@ -27,7 +27,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.append_sql import for_dialect
 from ledger.db import READ_ONLY, is_sqlite
-from ledger.errors import DatabaseUnavailable, LedgerError, SchemaNotReady
+from ledger.driver_errors import ledger_error
+from ledger.errors import LedgerError
 from ledger.events import GENESIS_HASH, EventType, StoredEvent, to_utc
 from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.schema import events as events_table
@@ -50,28 +51,19 @@ class LogHead:
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Driver errors become ledger errors at the store's edge."""
+    """Driver errors become ledger errors at the store's edge, by class and code.
+
+    ``ledger.driver_errors`` sorts them (SQLSTATE, sqlite3 result codes); the
+    driver's text goes to the log, never into the ledger error's message.
+    """
     try:
         yield
     except LedgerError:
         raise
-    except (sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
-        text = str(exc.orig).lower()
-        if "no such table" in text or ("does not exist" in text and "relation" in text):
-            raise SchemaNotReady() from None
-        if isinstance(exc, sa_exc.OperationalError):
-            raise DatabaseUnavailable(
-                f"the database cannot be reached or refused the operation: {exc.orig}"
-            ) from None
-        raise
-    except sa_exc.InterfaceError as exc:
-        raise DatabaseUnavailable(f"the database connection failed: {exc.orig}") from None
-    except sa_exc.DBAPIError as exc:
-        # the server ended the session (an idle-in-transaction timeout, a restart,
-        # pg_terminate_backend): its transaction is gone, nothing of it was kept
-        if exc.connection_invalidated:
-            raise DatabaseUnavailable(f"the database connection was lost: {exc.orig}") from None
-        raise
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+        # a session the server ended (an idle-in-transaction timeout, a restart,
+        # pg_terminate_backend) is unavailable whatever its code: nothing of it was kept
+        raise ledger_error(exc) from None
 
 
 class LogReader:

@@ -356,7 +356,7 @@ class Ledger:
 
     def close(self) -> None:
         self.engine.dispose()
-        self.queue.client.close()
+        self.queue.close()
 
 
 @dataclass

@@ -38,7 +38,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.append_sql import Opening, Row, WriteLimits, for_dialect
 from ledger.db import is_sqlite
-from ledger.errors import ConcurrencyError, IdempotencyConflict, LedgerError
+from ledger.driver_errors import Fault, fault_of, ledger_error
+from ledger.errors import ConcurrencyError, DatabaseRefused, IdempotencyConflict, LedgerError
 from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_hash, to_utc
 from ledger.job_ids import new_job_id
 from ledger.log_reader import LogHead, LogReader, translate_errors
@@ -135,21 +136,33 @@ class EventStore(LogReader):
         job_ids = [item.job_id for item in appends]
         if len(set(job_ids)) != len(job_ids):
             raise ValueError("append_many takes each job at most once per call")
-        with self._opening(job_ids=job_ids) as (conn, head, opening):
-            current = opening.versions
-            accepted: list[StreamAppend] = []
-            rejected: list[ConcurrencyError] = []
-            for item in appends:
-                actual = current.get(item.job_id, 0)
-                if actual == item.expected_version:
-                    accepted.append(item)
-                    continue
-                error = ConcurrencyError(item.job_id, item.expected_version, actual)
-                if not skip_stale:
-                    raise error
-                rejected.append(error)
-            stored = self._insert(conn, head, accepted)
+        try:
+            with self._opening(job_ids=job_ids) as (conn, head, opening):
+                current = opening.versions
+                accepted: list[StreamAppend] = []
+                rejected: list[ConcurrencyError] = []
+                for item in appends:
+                    actual = current.get(item.job_id, 0)
+                    if actual == item.expected_version:
+                        accepted.append(item)
+                        continue
+                    error = ConcurrencyError(item.job_id, item.expected_version, actual)
+                    if not skip_stale:
+                        raise error
+                    rejected.append(error)
+                stored = self._insert(conn, head, accepted)
+        except _VersionTaken:
+            # the versions were read under the write lock, so only a writer that does
+            # not take it gets here; the unique index stopped it (invariant 4)
+            raise self._moved_on(appends) from None
         return AppendResult(stored, rejected)
+
+    def _moved_on(self, appends: Sequence[StreamAppend]) -> ConcurrencyError:
+        """After ``(job_id, version)`` refused an append: the first stream that moved on."""
+        current = self.versions([item.job_id for item in appends])
+        moved = [item for item in appends if current.get(item.job_id, 0) != item.expected_version]
+        item = (moved or list(appends))[0]
+        return ConcurrencyError(item.job_id, item.expected_version, current.get(item.job_id, 0))
 
     def enqueue(
         self,
@@ -199,6 +212,15 @@ class EventStore(LogReader):
         # is taken: it serialises every writer of the log, so it is held only for what
         # needs the log (the key look-up, ids, seals, the insert)
         prepared = [_prepared(request, max_attempts, delay, actor) for request in requests]
+        try:
+            return self._enqueue_looking_up(prepared)
+        except _VersionTaken:
+            raise DatabaseRefused(
+                "a new job id met one the log already holds; nothing was enqueued, send again"
+            ) from None
+
+    def _enqueue_looking_up(self, prepared: Sequence[_Prepared]) -> list[EnqueueResult]:
+        """Insert without the key look-up first (see ``enqueue_many``), then with it."""
         if not self._look_up_keys:
             try:
                 return self._enqueue_prepared(prepared, look_up=False)
@@ -206,9 +228,12 @@ class EventStore(LogReader):
                 self._look_up_keys = True
         try:
             return self._enqueue_prepared(prepared, look_up=True)
-        except _KeyTaken as taken:
+        except _KeyTaken:
             # every writer holds the append lock, so a key looked up under it stays free
-            raise LedgerError(f"the log refused the append: {taken}") from None
+            raise DatabaseRefused(
+                "the log refused the new jobs' idempotency keys although they were looked "
+                "up under the write lock; nothing was enqueued"
+            ) from None
 
     def _enqueue_prepared(
         self, prepared: Sequence[_Prepared], *, look_up: bool
@@ -299,14 +324,22 @@ class EventStore(LogReader):
         try:
             self._sql.insert(conn, rows)
         except sa_exc.IntegrityError as exc:
-            if self._sql.is_key_taken(exc):
-                raise _KeyTaken(str(exc.orig)) from None
-            raise LedgerError(f"the log refused the append: {exc.orig}") from None
+            keyed = any(new.type is EventType.ENQUEUED for item in appends for new in item.events)
+            if self._sql.is_key_taken(exc, keyed=keyed):
+                raise _KeyTaken() from None
+            if fault_of(exc) is Fault.UNIQUE:  # (job_id, version): another writer was first
+                raise _VersionTaken() from None
+            raise ledger_error(exc) from None
         return stored
 
 
 class _KeyTaken(Exception):
     """The insert met an idempotency key the log already holds (the transaction rolled back)."""
+
+
+class _VersionTaken(LedgerError):
+    """The log refused the append: it holds one of these (job, version) already; nothing
+    was appended."""
 
 
 #: a request's idempotency key, fingerprint and ``enqueued`` event

@@ -8,6 +8,7 @@ script is Redis ``TIME``, the one clock all workers share.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import BusyLoadingError, NoScriptError
 
-from ledger.errors import QueueUnavailable, UnsafeRedis
+from ledger.errors import QueueRefused, QueueUnavailable, UnsafeRedis
 from ledger.lifecycle import Job
 from ledger.queue.keys import QueueKeys
 from ledger.queue.snapshot import decode_job, encode_job
+
+log = logging.getLogger("ledger.queue")
 
 #: the only eviction policy under which Redis never drops a queue key
 SAFE_POLICY = "noeviction"
@@ -77,17 +80,37 @@ _REFUSING = (
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Redis being away or refusing writes becomes ``QueueUnavailable`` at the queue's edge.
+    """Every redis-py error becomes a ``QueueUnavailable`` at the queue's edge, by its class.
 
-    Both are passing states the caller waits out (the sweep pushes what was
-    refused), never a reason to undo or misreport a committed change.
+    Redis being away or refusing writes are passing states the caller waits out
+    (the sweep pushes what was refused), never a reason to undo or misreport a
+    committed change. Redis' own text (hosts, ports, the script's line) goes to
+    the log only.
     """
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise QueueUnavailable(f"Redis cannot be reached: {exc}") from None
-    except _REFUSING as exc:
-        raise QueueUnavailable(f"Redis refuses writes for now: {exc}") from None
+    except redis.RedisError as exc:
+        raise queue_error(exc) from None
+
+
+def queue_error(error: redis.RedisError) -> QueueUnavailable:
+    """The ledger error for a redis-py error (``QueueRefused`` when Redis answered "no")."""
+    log.info("Redis error %s: %s", type(error).__name__, error)  # INFO: see driver_errors
+    name = type(error).__name__
+    if isinstance(error, BusyLoadingError):
+        return QueueUnavailable(f"Redis is loading its data set ({name}); try again shortly")
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        return QueueUnavailable(
+            f"Redis cannot be reached ({name}); check LEDGER_REDIS_URL and that the server is up"
+        )
+    if isinstance(error, _REFUSING):
+        return QueueRefused(
+            f"Redis refuses writes for now ({name}: out of memory under noeviction, or a "
+            "replica); what it refused is pushed again by the sweep"
+        )
+    if isinstance(error, redis.ResponseError):
+        return QueueRefused(f"Redis refused a command ({name}); its log and ours say why")
+    return QueueUnavailable(f"the Redis client failed ({name}); check LEDGER_REDIS_URL")
 
 
 def _load_scripts(client: redis.Redis) -> dict[str, Script]:
@@ -132,6 +155,10 @@ class HotQueue:
         with translate_errors():
             return self._scripts[name](keys=list(keys), args=list(args))
 
+    def close(self) -> None:
+        """Close the client's connections (the queue's keys stay in Redis)."""
+        self.client.close()
+
     # -- safety and liveness ---------------------------------------------------
 
     def ping(self) -> None:
@@ -146,9 +173,9 @@ class HotQueue:
             with translate_errors():
                 found = cast(dict[str, str], self.client.config_get("maxmemory-policy"))
                 policy = found.get("maxmemory-policy")
-        except redis.ResponseError as exc:
+        except QueueRefused:
             raise UnsafeRedis(
-                f"cannot read Redis' maxmemory-policy ({exc}); workers need "
+                "cannot read Redis' maxmemory-policy (CONFIG GET refused); workers need "
                 f"`maxmemory-policy {SAFE_POLICY}` and permission to check it"
             ) from None
         if policy != SAFE_POLICY:
