@@ -37,8 +37,10 @@ def test_a_unique_violation_on_job_and_version_is_a_concurrency_error(
 
 @pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
 def test_an_unreachable_server_is_unavailable_and_its_address_stays_in_the_log(
-    db_url: str, caplog: pytest.LogCaptureFixture
+    db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # an in-process `alembic upgrade` (logging.config.fileConfig) disables existing loggers
+    monkeypatch.setattr(logging.getLogger("ledger.db"), "disabled", False)
     engine = create_engine("postgresql+psycopg://ledger:hunter2@127.0.0.1:9/ledger")
     try:
         with caplog.at_level(logging.INFO, "ledger.db"), pytest.raises(DatabaseUnavailable) as e:
