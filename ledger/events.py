@@ -20,7 +20,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EventType(StrEnum):
-    """The six transitions of a job (DESIGN.md, job lifecycle)."""
+    """The transitions of a job (docs/events.md; ``lifecycle.TRANSITIONS`` is the table)."""
 
     ENQUEUED = "enqueued"
     ATTEMPTED = "attempted"
