@@ -82,12 +82,12 @@ class LogReader:
     def read_stream(self, job_id: str) -> list[StoredEvent]:
         """Every event of one job, in version order (empty if there is no such job)."""
         query = (
-            sa.select(*_EVENT_COLUMNS)
+            sa.select(*EVENT_COLUMNS)
             .where(events_table.c.job_id == job_id)
             .order_by(events_table.c.version)
         )
         with self._reading() as conn:
-            return [_to_event(row) for row in conn.execute(query)]
+            return [to_event(row) for row in conn.execute(query)]
 
     def read_streams(self, job_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
         """Every event of each job, in version order, in one read (unknown jobs left out)."""
@@ -97,7 +97,7 @@ class LogReader:
             for start in range(0, len(unique), 500):
                 query = _streams_query(conn, unique[start : start + 500])
                 for row in conn.execute(query, {"ids": unique[start : start + 500]}):
-                    event = _to_event(row)
+                    event = to_event(row)
                     found.setdefault(event.job_id, []).append(event)
         return found
 
@@ -109,7 +109,7 @@ class LogReader:
             for start in range(0, len(unique), 500):
                 chunk = unique[start : start + 500]
                 for row in conn.execute(_latest_query(conn, chunk), {"ids": chunk}):
-                    event = _to_event(row)
+                    event = to_event(row)
                     found[event.job_id] = event
         return found
 
@@ -132,7 +132,7 @@ class LogReader:
             .scalar_subquery()
         )
         query = (
-            sa.select(*_EVENT_COLUMNS)
+            sa.select(*EVENT_COLUMNS)
             .where(
                 events_table.c.position > after,
                 events_table.c.type.not_in(_FINISHING),
@@ -144,7 +144,7 @@ class LogReader:
         if until is not None:
             query = query.where(events_table.c.position <= until)
         with self._reading() as conn:
-            return [_to_event(row) for row in conn.execute(query)]
+            return [to_event(row) for row in conn.execute(query)]
 
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
@@ -155,7 +155,7 @@ class LogReader:
             .limit(limit)
         )
         with self._reading() as conn:
-            return [(int(p), j, _EVENT_TYPES[t]) for p, j, t in conn.execute(query)]
+            return [(int(p), j, EVENT_TYPES[t]) for p, j, t in conn.execute(query)]
 
     def read_all(
         self,
@@ -173,9 +173,9 @@ class LogReader:
         """
         until_position = self._bound(until_position, until_time)
         while True:
-            query = _page(_EVENT_COLUMNS, after, until_position, page_size)
+            query = _page(EVENT_COLUMNS, after, until_position, page_size)
             with self._reading() as conn:
-                page = [_to_event(row) for row in conn.execute(query)]
+                page = [to_event(row) for row in conn.execute(query)]
             yield from page
             if len(page) < page_size:
                 return
@@ -334,11 +334,11 @@ def _db_time(moment: datetime) -> datetime:
     return to_utc(moment)
 
 
-#: the columns a ``StoredEvent`` is read from, in the order ``_to_event`` unpacks them
 #: the event types that finish a job for good: its stream ends with one of them
 _FINISHING = sorted(event.value for event, after in STATUS_AFTER_EVENT.items() if after in TERMINAL)
 
-_EVENT_COLUMNS = tuple(
+#: the columns a ``StoredEvent`` is read from, in the order ``to_event`` unpacks them
+EVENT_COLUMNS = tuple(
     events_table.c[name]
     for name in (
         "position",
@@ -353,10 +353,11 @@ _EVENT_COLUMNS = tuple(
         "hash",
     )
 )
-_EVENT_TYPES = {member.value: member for member in EventType}
+EVENT_TYPES = {member.value: member for member in EventType}
 
 
-def _to_event(row: Sequence[Any]) -> StoredEvent:
+def to_event(row: Sequence[Any]) -> StoredEvent:
+    """A row of ``EVENT_COLUMNS`` as the typed event (time in UTC, data decoded)."""
     # unpacked by position: named access on a Row costs a lookup per field, and
     # replay reads every event of the log through here
     (position, job_id, version, kind, data, occurred_at, actor, key, prev, digest) = row
@@ -369,7 +370,7 @@ def _to_event(row: Sequence[Any]) -> StoredEvent:
         position,
         job_id,
         version,
-        _EVENT_TYPES[kind],
+        EVENT_TYPES[kind],
         orjson.loads(data),
         occurred_at,
         actor,
@@ -396,13 +397,13 @@ def _streams_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
     """
     if conn.dialect.name != "postgresql":
         return (
-            sa.select(*_EVENT_COLUMNS)
+            sa.select(*EVENT_COLUMNS)
             .where(events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)))
             .order_by(events_table.c.job_id, events_table.c.version)
         )
     ids = _id_array(job_ids)
     stream = (
-        sa.select(*_EVENT_COLUMNS)
+        sa.select(*EVENT_COLUMNS)
         .where(events_table.c.job_id == ids.c.job_id)
         .order_by(events_table.c.version)
         .lateral("stream")
@@ -414,7 +415,7 @@ def _latest_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
     """The last event of each job in ``:ids``: one backward index probe per id."""
     if conn.dialect.name != "postgresql":
         later = events_table.alias("later")
-        return sa.select(*_EVENT_COLUMNS).where(
+        return sa.select(*EVENT_COLUMNS).where(
             events_table.c.job_id.in_(sa.bindparam("ids", expanding=True)),
             ~sa.exists().where(
                 later.c.job_id == events_table.c.job_id,
@@ -423,7 +424,7 @@ def _latest_query(conn: Connection, job_ids: Sequence[str]) -> sa.Select[Any]:
         )
     ids = _id_array(job_ids)
     last = (
-        sa.select(*_EVENT_COLUMNS)
+        sa.select(*EVENT_COLUMNS)
         .where(events_table.c.job_id == ids.c.job_id)
         .order_by(events_table.c.version.desc())
         .limit(1)

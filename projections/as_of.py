@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ledger.errors import InvalidRequest
 from ledger.events import to_utc
@@ -59,14 +60,25 @@ def dlq_as_of(store: LogReader, moment: datetime, start: int = 0, end: int = 49)
             f"invalid range {start}..{end}: need 0 <= start <= end (or end = -1)", field="range"
         )
     projection = fold_until(store, store.position_at(to_utc(moment)))
-    rows = sorted(
+    rows = dlq_rows(projection)
+    page = rows[start:] if end == -1 else rows[start : end + 1]
+    entries = dlq_entries(store, page)
+    return DlqPage(entries, len(rows), start, end)
+
+
+def dlq_rows(projection: MemoryProjection) -> list[dict[str, Any]]:
+    """The dead-lettered rows of an in-memory fold, newest first."""
+    return sorted(
         projection.dlq.values(),
         key=lambda row: (_time(row["dead_lettered_at"]), row["position"]),
         reverse=True,
     )
-    page = rows[start:] if end == -1 else rows[start : end + 1]
-    streams = store.read_streams([row["job_id"] for row in page])
-    entries = [
+
+
+def dlq_entries(store: LogReader, rows: list[dict[str, Any]]) -> list[DlqEntry]:
+    """``dlq_rows`` as API entries, each with its job's request (one read for all)."""
+    streams = store.read_streams([row["job_id"] for row in rows])
+    return [
         DlqEntry(
             job_id=row["job_id"],
             request=dict(streams[row["job_id"]][0].data["request"]),
@@ -76,9 +88,8 @@ def dlq_as_of(store: LogReader, moment: datetime, start: int = 0, end: int = 49)
             created_at=_time(row["created_at"]),
             dead_lettered_at=_time(row["dead_lettered_at"]),
         )
-        for row in page
+        for row in rows
     ]
-    return DlqPage(entries, len(rows), start, end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,8 @@ from ledger.compose.reconcile import (
 from ledger.db import READ_ONLY, create_engine, is_sqlite
 from ledger.errors import InvalidRequest, InvalidStatement, PositionPastHead
 from ledger.events import EventType, StoredEvent
-from ledger.log_reader import LogReader, translate_errors
-from ledger.scripts.reading import EventQuery, aware, event_query, to_event
+from ledger.log_reader import LogReader, to_event, translate_errors
+from ledger.scripts.reading import EventQuery, aware, event_query
 from ledger.scripts.state import LogState, fold_prefix
 from ledger.settings import Settings
 

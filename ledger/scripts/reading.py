@@ -10,39 +10,20 @@ index answers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from ledger.errors import InvalidFilter, InvalidRequest, NaiveTime
-from ledger.events import EventType, StoredEvent
+from ledger.events import EventType
+from ledger.log_reader import EVENT_COLUMNS, EVENT_TYPES
 from ledger.schema import events as events_table
 
 #: ``Connection.events``'s filters, by keyword
 FILTERS = ("after", "since", "until", "type", "job", "user", "place", "mission", "page_size")
-
-_TYPES = {member.value: member for member in EventType}
-
-#: the columns a ``StoredEvent`` is read from, in the order ``to_event`` unpacks them
-EVENT_COLUMNS = tuple(
-    events_table.c[name]
-    for name in (
-        "position",
-        "job_id",
-        "version",
-        "type",
-        "data",
-        "occurred_at",
-        "actor",
-        "idempotency_key",
-        "prev_hash",
-        "hash",
-    )
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,33 +127,10 @@ def event_types(
     items: Iterable[EventType | str] = [value] if isinstance(value, str) else value
     found: list[EventType] = []
     for item in items:
-        member = _TYPES.get(str(item))
+        member = EVENT_TYPES.get(str(item))
         if member is None:
             raise InvalidFilter(
-                f"unknown event type {item!r}: the log has {sorted(_TYPES)}", field="type"
+                f"unknown event type {item!r}: the log has {sorted(EVENT_TYPES)}", field="type"
             )
         found.append(member)
     return tuple(dict.fromkeys(found))
-
-
-def to_event(row: Sequence[Any]) -> StoredEvent:
-    """A row of ``EVENT_COLUMNS`` as the typed event (time in UTC, data decoded)."""
-    # unpacked by position: named access on a Row costs a lookup per field
-    (position, job_id, version, kind, data, occurred_at, actor, key, prev, digest) = row
-    # SQLite keeps UTC without an offset; PostgreSQL answers in the session's zone
-    if occurred_at.tzinfo is None:
-        occurred_at = occurred_at.replace(tzinfo=UTC)
-    else:
-        occurred_at = occurred_at.astimezone(UTC)
-    return StoredEvent(
-        position,
-        job_id,
-        version,
-        _TYPES[kind],
-        orjson.loads(data),
-        occurred_at,
-        actor,
-        key,
-        prev,
-        digest,
-    )

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from ledger.business_time import business_day
 from ledger.lifecycle import JobStatus, as_time
 from ledger.log_reader import LogReader
+from projections.as_of import dlq_entries, dlq_rows
 from projections.fold import Totals
 from projections.memory import MemoryProjection
 from projections.queries import DlqEntry, TotalRow
@@ -51,24 +52,7 @@ class LogState:
 
     def dlq(self) -> list[DlqEntry]:
         """The dead-letter queue, newest first, each entry with its job's request."""
-        rows = sorted(
-            self._projection.dlq.values(),
-            key=lambda row: (_time(row["dead_lettered_at"]), row["position"]),
-            reverse=True,
-        )
-        streams = self._reader.read_streams([row["job_id"] for row in rows])
-        return [
-            DlqEntry(
-                job_id=row["job_id"],
-                request=dict(streams[row["job_id"]][0].data["request"]),
-                failed_reason=row["failed_reason"],
-                dead_letter_reason=row["dead_letter_reason"],
-                attempts=int(row["attempts"]),
-                created_at=_time(row["created_at"]),
-                dead_lettered_at=_time(row["dead_lettered_at"]),
-            )
-            for row in rows
-        ]
+        return dlq_entries(self._reader, dlq_rows(self._projection))
 
     def totals(self, zone: ZoneInfo | None = None) -> list[TotalRow]:
         """Completed settlements per currency and business day (``group`` is ``{"day": …}``).
@@ -111,10 +95,3 @@ def fold_prefix(reader: LogReader, position: int, moment: datetime, zone: ZoneIn
     if position > 0:
         projection.replay(reader.read_all(until_position=position), FOLD_BATCH)
     return LogState(position, moment, zone, projection, reader)
-
-
-def _time(value: object) -> datetime:
-    moment = as_time(value)  # type: ignore[arg-type]
-    if moment is None:
-        raise ValueError("a projection row lacks a time it always has")
-    return moment
