@@ -13,6 +13,7 @@ from ledger.http import errors
 from ledger.http.auth import TokenGate, parse_tokens
 from ledger.http.background import Background
 from ledger.http.body import BodyGuard
+from ledger.http.deps import Wiring
 from ledger.http.headers import SecurityHeaders, keep_query_values_out_of_the_access_log
 from ledger.http.problems import documented
 from ledger.http.routes import audit, docs, health, jobs, metrics, queue, settlements
@@ -48,14 +49,15 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
         # a 307 to the client's own Host header helps no one: /api/x/ is simply a 404
         redirect_slashes=False,
     )
-    app.state.ledger = ledger
-    app.state.tokens = parse_tokens(ledger.settings.api_tokens)
+    tokens = parse_tokens(ledger.settings.api_tokens)
+    registry = background.metrics if background is not None else Metrics()
+    registry.watch(ledger)
+    # routes get these through ledger.http.deps, never from the state itself
+    app.state.wiring = Wiring(ledger=ledger, metrics=registry, tokens=tokens)
     # the last added runs first: the token is checked before the body is read
     app.add_middleware(BodyGuard, max_bytes=ledger.settings.max_body_bytes)
-    app.add_middleware(TokenGate, tokens=app.state.tokens)
+    app.add_middleware(TokenGate, tokens=tokens)
     app.add_middleware(SecurityHeaders)
-    app.state.metrics = background.metrics if background is not None else Metrics()
-    app.state.metrics.watch(ledger)
     errors.install(app)
     for module in (settlements, queue, jobs, audit, metrics):
         app.include_router(module.router, responses=documented(*API_ERRORS))

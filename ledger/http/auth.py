@@ -17,90 +17,49 @@ over the (capped, strictly parsed) body is the authentication.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.errors import LedgerError
+from ledger.http.deps import TokensDep
 from ledger.http.problems import problem_response
+from ledger.http.roles import (
+    ANONYMOUS,
+    EVERYONE,
+    READERS,
+    BadTokenConfig,
+    Principal,
+    Role,
+    lookup,
+    parse_tokens,
+)
 
-
-class Role(StrEnum):
-    AUDITOR = "auditor"
-    OPERATOR = "operator"
-    SERVICE = "service"
-
-
-class BadTokenConfig(LedgerError):
-    """LEDGER_API_TOKENS is malformed; write it as role:token pairs separated by commas."""
-
-    exit_code = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a role and a short name for logs (never the token)."""
-
-    role: Role | None
-    name: str
-
-
-ANONYMOUS = Principal(role=None, name="anonymous")
-
-
-def parse_tokens(spec: str | None) -> list[tuple[str, Role]]:
-    """``"auditor:T1,operator:T2"`` → ``[("T1", auditor), ("T2", operator)]``."""
-    if not spec or not spec.strip():
-        return []
-    tokens: list[tuple[str, Role]] = []
-    for index, item in enumerate(spec.split(","), start=1):
-        role_name, sep, token = item.strip().partition(":")
-        if not sep or not token:
-            raise BadTokenConfig(f"LEDGER_API_TOKENS item {index} is not role:token")
-        try:
-            role = Role(role_name.strip())
-        except ValueError:
-            raise BadTokenConfig(
-                f"LEDGER_API_TOKENS item {index}: unknown role {role_name!r} "
-                f"(use {', '.join(r.value for r in Role)})"
-            ) from None
-        if len(token) < 16:
-            raise BadTokenConfig(f"LEDGER_API_TOKENS item {index}: tokens need 16+ characters")
-        if any(token == known for known, _role in tokens):
-            raise BadTokenConfig(
-                f"LEDGER_API_TOKENS item {index}: this token is already given to another "
-                "item; give every role its own token"
-            )
-        tokens.append((token, role))
-    return tokens
+__all__ = [
+    "EVERYONE",
+    "READERS",
+    "BadTokenConfig",
+    "Principal",
+    "Role",
+    "TokenGate",
+    "parse_tokens",
+    "require",
+]
 
 
 _bearer = HTTPBearer(auto_error=False)
-
-
-def _lookup(tokens: list[tuple[str, Role]], presented: str) -> Role | None:
-    found: Role | None = None
-    for token, role in tokens:
-        # compare every token in constant time; no early exit that leaks which matched
-        if hmac.compare_digest(token.encode(), presented.encode()):
-            found = role
-    return found
 
 
 def require(*roles: Role) -> Callable[..., Principal]:
     """A dependency that admits only ``roles`` (everyone when no tokens are configured)."""
 
     def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+        tokens: TokensDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        tokens: list[tuple[str, Role]] = request.app.state.tokens
         if not tokens:
             return ANONYMOUS
         if credentials is None or credentials.scheme.lower() != "bearer":
@@ -109,7 +68,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
                 "missing bearer token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        role = _lookup(tokens, credentials.credentials)
+        role = lookup(tokens, credentials.credentials)
         if role is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -153,7 +112,7 @@ class TokenGate:
         scheme, _, presented = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented:
             reason = "missing bearer token"
-        elif _lookup(self.tokens, presented) is None:
+        elif lookup(self.tokens, presented) is None:
             reason = "unknown bearer token"
         else:
             await self.app(scope, receive, send)
@@ -170,7 +129,3 @@ class TokenGate:
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path.startswith(prefix) or path == prefix.rstrip("/") for prefix in prefixes)
-
-
-READERS = (Role.AUDITOR, Role.OPERATOR)
-EVERYONE = (Role.AUDITOR, Role.OPERATOR, Role.SERVICE)

@@ -554,7 +554,7 @@ def test_the_server_installs_the_access_log_filter(
     monkeypatch.setattr(access, "filters", [])
     app = app_from_environment()
     assert any(isinstance(f, QueryOutOfAccessLog) for f in access.filters)
-    app.state.ledger.close()
+    app.state.wiring.ledger.close()
 
 
 # -- the CLI: operator text refused on the way in, escaped on the way out -----------------------

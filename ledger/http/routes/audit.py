@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator
 from pydantic.alias_generators import to_camel
 
 from ledger.audit.queries import EventFilters, fetch_events
 from ledger.events import EventType
 from ledger.http.auth import Principal, Role, require
-from ledger.http.projections import fresh_engine
+from ledger.http.deps import FreshEngineDep, LogDep, SettingsDep
 from ledger.request import CURRENCIES, IDENTIFIER_DESCRIPTION, MAX_ID_LENGTH, currency_code
 from ledger.text import identifier_text
 from projections import queries
@@ -39,7 +39,7 @@ Currency = Annotated[str, AfterValidator(currency_code)]
 
 @router.get("/events")
 def list_events(
-    request: Request,
+    log: LogDep,
     _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
     after: Annotated[
         int, Query(ge=0, le=MAX_POSITION, description="Return events after this position.")
@@ -65,7 +65,7 @@ def list_events(
         to_time=to_time,
         types=tuple(event_type or ()),
     )
-    page = fetch_events(request.app.state.ledger.engine, filters, after=after, limit=limit)
+    page = fetch_events(log.engine, filters, after=after, limit=limit)
     return {
         "events": [
             {to_camel(key): value for key, value in event.as_record().items()} for event in page
@@ -77,7 +77,8 @@ def list_events(
 
 @router.get("/totals")
 def settled_totals(
-    request: Request,
+    engine: FreshEngineDep,
+    settings: SettingsDep,
     _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
     from_day: Annotated[
         date | None,
@@ -99,12 +100,12 @@ def settled_totals(
     """
     column = GROUP_COLUMNS[group_by]
     rows = queries.totals(
-        fresh_engine(request),
+        engine,
         start=from_day,
         end=to_day,
         group_by=(column,),
         currency=currency,
-        zone=request.app.state.ledger.settings.business_zone,
+        zone=settings.business_zone,
     )
     return {
         "groupBy": group_by,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from ledger.errors import LedgerError
 from ledger.health import check_health
+from ledger.http.deps import LedgerDep
 from projections import queries
 
 router = APIRouter(tags=["health"])
@@ -25,9 +26,8 @@ def health() -> dict[str, str]:
 
 @router.get("/ready")
 @router.head("/ready")
-def ready(request: Request, response: Response) -> dict[str, Any]:
+def ready(ledger: LedgerDep, response: Response) -> dict[str, Any]:
     """Readiness: the database and Redis answer; projection lag and queue lag reported."""
-    ledger = request.app.state.ledger
     report = check_health(ledger)
     checks: dict[str, Any] = {
         "database": {"ok": report.database, "headPosition": report.log_position},

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from pydantic import AfterValidator
 
 from ledger.http.auth import EVERYONE, READERS, Principal, require
+from ledger.http.deps import LedgerDep, LogDep
 from ledger.http.documents import job_document
 from ledger.http.problems import documented
 from ledger.request import IDENTIFIER_DESCRIPTION, MAX_JOB_ID_LENGTH
@@ -26,19 +27,19 @@ JobId = Annotated[
 
 @router.get("/{job_id}", responses=documented(404))
 def get_job(
-    request: Request,
+    ledger: LedgerDep,
     job_id: JobId,
     _who: Annotated[Principal, Depends(require(*EVERYONE))],
 ) -> dict[str, Any]:
     """The job's current state, folded from its events."""
-    return job_document(request.app.state.ledger.job(job_id), datetime.now(UTC))
+    return job_document(ledger.job(job_id), datetime.now(UTC))
 
 
 @router.get("/{job_id}/history", responses=documented(404))
 def get_job_history(
-    request: Request,
+    log: LogDep,
     job_id: JobId,
     _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
     """Every event of the job, in order: ``{"jobId", "state", "events": [...]}``."""
-    return queries.history(request.app.state.ledger.store, job_id).as_api()
+    return queries.history(log, job_id).as_api()

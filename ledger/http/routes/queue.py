@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import ConcurrencyError, InvalidRequest, JobNotFound, NotInDeadLetterQueue
 from ledger.health import check_health, queue_status
 from ledger.http.auth import READERS, Principal, Role, require
+from ledger.http.deps import FreshEngineDep, LedgerDep
 from ledger.http.problems import Problem, problem_body
-from ledger.http.projections import fresh_engine
 from ledger.request import JobIdentifier, Reason
 from projections import queries
 
@@ -24,17 +24,18 @@ MAX_PAGE = 1000
 
 @router.get("/stats")
 def queue_stats(
-    request: Request, _who: Annotated[Principal, Depends(require(*READERS))]
+    ledger: LedgerDep,
+    engine: FreshEngineDep,
+    _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
     """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts."""
-    engine = fresh_engine(request)
-    status_now = queue_status(check_health(request.app.state.ledger))
+    status_now = queue_status(check_health(ledger))
     return queries.stats(engine, datetime.now(UTC)).as_api(status_now)
 
 
 @router.get("/failed")
 def failed_jobs(
-    request: Request,
+    engine: FreshEngineDep,
     _who: Annotated[Principal, Depends(require(*READERS))],
     start: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     end: Annotated[
@@ -52,7 +53,7 @@ def failed_jobs(
         )
     if end == -1 or end - start >= MAX_PAGE:
         end = start + MAX_PAGE - 1
-    return queries.dlq_page(fresh_engine(request), start, end).as_api()
+    return queries.dlq_page(engine, start, end).as_api()
 
 
 class RequeueBody(BaseModel):
@@ -92,15 +93,13 @@ class RequeueProblem(Problem):
     },
 )
 def requeue(
-    request: Request,
+    ledger: LedgerDep,
     body: RequeueBody,
     who: Annotated[Principal, Depends(require(Role.OPERATOR))],
 ) -> JSONResponse:
     """Requeue a dead-lettered job; the ``requeued`` event records the operator and reason."""
     try:
-        request.app.state.ledger.requeue_from_dlq(
-            body.job_id, actor=f"http:{who.name}", reason=body.reason
-        )
+        ledger.requeue_from_dlq(body.job_id, actor=f"http:{who.name}", reason=body.reason)
     except JobNotFound as error:
         return _answer(status.HTTP_404_NOT_FOUND, False, body.job_id, error.message)
     except (NotInDeadLetterQueue, ConcurrencyError) as error:

@@ -6,9 +6,10 @@ import hashlib
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 
 from ledger.http.auth import Principal, Role, require
+from ledger.http.deps import LedgerDep
 from ledger.http.problems import documented
 from ledger.request import WireSettlement
 
@@ -25,7 +26,7 @@ log = logging.getLogger("ledger.http")
     },
 )
 def enqueue_settlement(
-    request: Request,
+    ledger: LedgerDep,
     response: Response,
     body: Annotated[WireSettlement, Body()],
     who: Annotated[Principal, Depends(require(Role.SERVICE))],
@@ -36,7 +37,7 @@ def enqueue_settlement(
     for now; the queue takes it when Redis is back. It is not a failure: do not
     send it again under a new key.
     """
-    result = request.app.state.ledger.enqueue(body, actor=f"http:{who.name}")
+    result = ledger.enqueue(body, actor=f"http:{who.name}")
     if not result.created:
         response.status_code = status.HTTP_200_OK
     log.info(

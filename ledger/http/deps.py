@@ -1,0 +1,89 @@
+"""What routes are given: the ledger, its read models, the metrics and the tokens.
+
+``create_app`` keeps one ``Wiring`` on the application; routes ask for its parts
+through typed dependencies (``LedgerDep`` is ``Annotated[Ledger, Depends(...)]``)
+and never read the application's state themselves. A test may replace a part
+with ``app.dependency_overrides[deps.ledger] = ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from ledger.compose.metrics import Metrics
+from ledger.http.roles import Role
+from ledger.log_reader import LogReader
+from ledger.service import Ledger
+from ledger.settings import Settings
+from projections.runner import Projector
+
+#: the parsed ``LEDGER_API_TOKENS``: (token, role) pairs; empty means an open API
+Tokens = list[tuple[str, Role]]
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """Everything the routes need, built once per application."""
+
+    ledger: Ledger
+    metrics: Metrics
+    tokens: Tokens
+
+
+def wiring(request: Request) -> Wiring:
+    """The application's ``Wiring`` (the one place that reads the application's state)."""
+    found = getattr(request.app.state, "wiring", None)
+    if not isinstance(found, Wiring):
+        raise RuntimeError("the app has no Wiring: build it with ledger.http.app.create_app")
+    return found
+
+
+WiringDep = Annotated[Wiring, Depends(wiring)]
+
+
+def ledger(wired: WiringDep) -> Ledger:
+    """The write side: commands and the job view."""
+    return wired.ledger
+
+
+def metrics(wired: WiringDep) -> Metrics:
+    return wired.metrics
+
+
+def tokens(wired: WiringDep) -> Tokens:
+    return wired.tokens
+
+
+LedgerDep = Annotated[Ledger, Depends(ledger)]
+MetricsDep = Annotated[Metrics, Depends(metrics)]
+TokensDep = Annotated[Tokens, Depends(tokens)]
+
+
+def log(ledger: LedgerDep) -> LogReader:
+    """The log, for reads straight from it (history, the audit page)."""
+    return ledger.store
+
+
+def settings(ledger: LedgerDep) -> Settings:
+    return ledger.settings
+
+
+LogDep = Annotated[LogReader, Depends(log)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+def fresh_engine(ledger: LedgerDep) -> Engine:
+    """The projections' engine, after folding any events the live projections have not seen.
+
+    When nothing is new this is one indexed query; concurrent catch-ups are safe
+    (the runner checks the checkpoint it moves).
+    """
+    Projector(ledger.store).catch_up()
+    return ledger.engine
+
+
+FreshEngineDep = Annotated[Engine, Depends(fresh_engine)]
