@@ -42,13 +42,16 @@ from ledger.decisions import (
     placement,
 )
 from ledger.errors import (
+    DatabaseRefused,
     DatabaseUnavailable,
     JobNotFound,
+    LedgerError,
     NotInDeadLetterQueue,
     QueueUnavailable,
     StaleAttempt,
 )
 from ledger.events import NewEvent
+from ledger.group_commit import GroupCommit
 from ledger.lifecycle import Job, JobStatus, apply, fold
 from ledger.queue import HotQueue
 from ledger.queue.connect import build_queue
@@ -57,9 +60,18 @@ from ledger.repair import QueueRepair, folded
 from ledger.request import SettlementRequest
 from ledger.retry import RetryPolicy
 from ledger.settings import Settings
-from ledger.store import EnqueueResult, EventStore, StreamAppend
+from ledger.store import (
+    EnqueueResult,
+    EventStore,
+    PreparedEnqueue,
+    StreamAppend,
+    prepare_enqueue,
+)
 
 log = logging.getLogger("ledger.service")
+
+#: the most single enqueues one shared commit takes (the rest wait for the next)
+GROUP_COMMIT_MAX = 100
 
 
 @dataclass
@@ -74,10 +86,15 @@ class Ledger:
     rng: random.Random = field(default_factory=random.Random)
     relay: Relay = field(init=False)
     repairs: QueueRepair = field(init=False)
+    #: single ``enqueue`` calls of concurrent threads, committed in shared transactions
+    _group: GroupCommit[PreparedEnqueue, EnqueueResult] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.relay = Relay(self.store, self.queue, grace_seconds=self.settings.relay_grace_seconds)
         self.repairs = QueueRepair(self.store, self.queue, self.policy, self.rng, self.relay)
+        self._group = GroupCommit(
+            self._write_group, after=self._push_group, max_batch=GROUP_COMMIT_MAX
+        )
 
     # -- enqueue -----------------------------------------------------------------
 
@@ -91,15 +108,25 @@ class Ledger:
     ) -> EnqueueResult:
         """Append ``enqueued`` (idempotent per key), then push the new job to Redis.
 
+        Concurrent calls (threads of one process, requests of one ``serve``
+        worker) share transactions (``ledger.group_commit``): a call that finds
+        the log's writer idle commits at once; calls that arrive meanwhile go
+        into the next commit together. Each call still gets its own outcome: an
+        ``IdempotencyConflict`` or a refused request fails only its own call, a
+        database outage each call of that commit.
+
         If Redis is away or refuses the push after the commit, the job is still
         enqueued (the log is the truth): the result says ``queued=False`` and the
         relay's sweep pushes it once Redis takes writes again. The caller is told
         the job exists, never that it failed (invariant 11).
         """
-        (result,) = self.enqueue_many(
-            [request], delay=delay, max_attempts=max_attempts, actor=actor
+        prepared = prepare_enqueue(
+            request,
+            max_attempts=max_attempts or self.settings.default_max_attempts,
+            delay=delay,
+            actor=actor,
         )
-        return result
+        return self._group.submit(prepared)
 
     def enqueue_many(
         self,
@@ -109,13 +136,46 @@ class Ledger:
         max_attempts: int | None = None,
         actor: str = "service",
     ) -> list[EnqueueResult]:
-        """``enqueue`` for a batch: one SQL transaction, then one Redis push for the new jobs."""
+        """``enqueue`` for a batch: one SQL transaction, then one Redis push for the new jobs.
+
+        All or nothing: one conflicting key raises ``IdempotencyConflict`` and
+        nothing is enqueued.
+        """
         results = self.store.enqueue_many(
             requests,
             max_attempts=max_attempts or self.settings.default_max_attempts,
             delay=delay,
             actor=actor,
         )
+        return self._push_new(results)
+
+    def _write_group(self, group: Sequence[PreparedEnqueue]) -> list[EnqueueResult | LedgerError]:
+        """One commit for the requests of concurrent ``enqueue`` calls (``GroupCommit``)."""
+        try:
+            return list(self.store.enqueue_each(group))
+        except DatabaseRefused:
+            if len(group) == 1:
+                raise
+        # the database refused the transaction (a request it will not take, a read-only
+        # connection): each request alone, so only the one it refuses fails
+        outcomes: list[EnqueueResult | LedgerError] = []
+        for prepared in group:
+            try:
+                outcomes.extend(self.store.enqueue_each([prepared]))
+            except LedgerError as error:
+                outcomes.append(error)
+        return outcomes
+
+    def _push_group(
+        self, outcomes: Sequence[EnqueueResult | Exception]
+    ) -> list[EnqueueResult | Exception]:
+        """After a group's commit: push its new jobs (never fails a committed job's caller)."""
+        results = [outcome for outcome in outcomes if isinstance(outcome, EnqueueResult)]
+        pushed = iter(self._push_new(results))
+        return [next(pushed) if isinstance(o, EnqueueResult) else o for o in outcomes]
+
+    def _push_new(self, results: list[EnqueueResult]) -> list[EnqueueResult]:
+        """Push the jobs ``results`` created; ``queued=False`` for them if Redis refuses."""
         jobs = [apply(None, r.event) for r in results if r.created and r.event is not None]
         if jobs:
             try:

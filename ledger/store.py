@@ -14,7 +14,6 @@ lock from reading the log head to commit gives three properties at once:
   ``(job_id, version)`` and ``idempotency_key`` remain as the last line of defence).
 
 Throughput comes from batching: ``append_many`` writes events of many jobs in
-Throughput comes from batching: ``append_many`` writes events of many jobs in
 one transaction under one lock acquisition. The statements themselves (one
 round trip for lock and head, ``COPY`` on PostgreSQL) live in ``ledger.append_sql``.
 
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -51,7 +50,9 @@ __all__ = [
     "EnqueueResult",
     "EventStore",
     "LogHead",
+    "PreparedEnqueue",
     "StreamAppend",
+    "prepare_enqueue",
     "translate_errors",
 ]
 
@@ -202,55 +203,72 @@ class EventStore(LogReader):
         one it already holds, the transaction rolls back, and the batch is
         written again with the look-up. After such a batch the look-up stays on
         until a batch holds only new keys (a client retrying a batch pays one
-        failed insert, not one per retry).
+        failed insert, not one per batch).
         """
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if delay is not None and delay < timedelta(0):
-            raise ValueError("delay must not be negative")
         # the requests' records, fingerprints and events are made before the append lock
         # is taken: it serialises every writer of the log, so it is held only for what
         # needs the log (the key look-up, ids, seals, the insert)
-        prepared = [_prepared(request, max_attempts, delay, actor) for request in requests]
+        prepared = [
+            prepare_enqueue(request, max_attempts=max_attempts, delay=delay, actor=actor)
+            for request in requests
+        ]
+        outcomes = self._enqueue_looking_up(prepared, each=False)
+        return [outcome for outcome in outcomes if isinstance(outcome, EnqueueResult)]
+
+    def enqueue_each(
+        self, prepared: Sequence[PreparedEnqueue]
+    ) -> list[EnqueueResult | IdempotencyConflict]:
+        """Many callers' requests in one transaction, each with its own outcome.
+
+        Unlike ``enqueue_many`` a conflicting key fails only its own request
+        (given back as the ``IdempotencyConflict`` in its place) and the others
+        are written; the first of two different requests under one key wins.
+        An error of the transaction itself is raised (nothing was written).
+        """
+        return self._enqueue_looking_up(prepared, each=True)
+
+    def _enqueue_looking_up(
+        self, prepared: Sequence[PreparedEnqueue], *, each: bool
+    ) -> list[EnqueueResult | IdempotencyConflict]:
+        """Insert without the key look-up first (see ``enqueue_many``), then with it."""
         try:
-            return self._enqueue_looking_up(prepared)
+            if not self._look_up_keys:
+                try:
+                    return self._enqueue_prepared(prepared, look_up=False, each=each)
+                except _KeyTaken:
+                    self._look_up_keys = True
+            try:
+                return self._enqueue_prepared(prepared, look_up=True, each=each)
+            except _KeyTaken:
+                # every writer holds the append lock, so a key looked up under it stays free
+                raise DatabaseRefused(
+                    "the log refused the new jobs' idempotency keys although they were looked "
+                    "up under the write lock; nothing was enqueued"
+                ) from None
         except _VersionTaken:
             raise DatabaseRefused(
                 "a new job id met one the log already holds; nothing was enqueued, send again"
             ) from None
 
-    def _enqueue_looking_up(self, prepared: Sequence[_Prepared]) -> list[EnqueueResult]:
-        """Insert without the key look-up first (see ``enqueue_many``), then with it."""
-        if not self._look_up_keys:
-            try:
-                return self._enqueue_prepared(prepared, look_up=False)
-            except _KeyTaken:
-                self._look_up_keys = True
-        try:
-            return self._enqueue_prepared(prepared, look_up=True)
-        except _KeyTaken:
-            # every writer holds the append lock, so a key looked up under it stays free
-            raise DatabaseRefused(
-                "the log refused the new jobs' idempotency keys although they were looked "
-                "up under the write lock; nothing was enqueued"
-            ) from None
-
     def _enqueue_prepared(
-        self, prepared: Sequence[_Prepared], *, look_up: bool
-    ) -> list[EnqueueResult]:
-        keys = [key for key, _, _ in prepared] if look_up else []
+        self, prepared: Sequence[PreparedEnqueue], *, look_up: bool, each: bool
+    ) -> list[EnqueueResult | IdempotencyConflict]:
+        keys = [item.key for item in prepared] if look_up else []
         with self._opening(keys=keys) as (conn, head, opening):
             known = opening.known_keys
             if look_up and not known:
                 self._look_up_keys = False
-            results: list[EnqueueResult | None] = []
+            results: list[EnqueueResult | IdempotencyConflict | None] = []
             appends: list[StreamAppend] = []
             for key, fingerprint, new in prepared:
                 if key in known:
                     job_id, seen = known[key]
-                    if seen != fingerprint:
+                    if seen == fingerprint:
+                        results.append(EnqueueResult(job_id, created=False))
+                        continue
+                    if not each:  # all or nothing: the transaction rolls back
                         raise IdempotencyConflict(key, job_id)
-                    results.append(EnqueueResult(job_id, created=False))
+                    results.append(IdempotencyConflict(key, job_id))
                     continue
                 job_id = self.new_job_id()
                 known[key] = (job_id, fingerprint)
@@ -342,14 +360,29 @@ class _VersionTaken(LedgerError):
     was appended."""
 
 
-#: a request's idempotency key, fingerprint and ``enqueued`` event
-_Prepared = tuple[str, str, NewEvent]
+class PreparedEnqueue(NamedTuple):
+    """A request's idempotency key, fingerprint and ``enqueued`` event, made before the lock."""
+
+    key: str
+    fingerprint: str
+    event: NewEvent
 
 
-def _prepared(
-    request: SettlementRequest, max_attempts: int, delay: timedelta | None, actor: str
-) -> _Prepared:
-    """A request's key, fingerprint and ``enqueued`` event (its record dumped once for both)."""
+def prepare_enqueue(
+    request: SettlementRequest,
+    *,
+    max_attempts: int,
+    delay: timedelta | None = None,
+    actor: str = "service",
+) -> PreparedEnqueue:
+    """A request's key, fingerprint and ``enqueued`` event (its record dumped once for both).
+
+    Raises ``ValueError`` for a ``max_attempts`` below 1 or a negative ``delay``.
+    """
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    if delay is not None and delay < timedelta(0):
+        raise ValueError("delay must not be negative")
     record = request.as_record()
     fingerprint = fingerprint_of(record)
     data: dict[str, Any] = {
@@ -359,7 +392,7 @@ def _prepared(
         "due_at": None,
     }
     new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
-    return request.idempotency_key, fingerprint, new
+    return PreparedEnqueue(request.idempotency_key, fingerprint, new)
 
 
 @dataclass(frozen=True, slots=True)
