@@ -15,13 +15,11 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ledger.business_time import day_start
-from ledger.errors import InvalidRequest, JobNotFound
-from ledger.events import StoredEvent, epoch_ms, format_time, to_utc
-from ledger.lifecycle import fold
-from ledger.log_reader import LogReader
+from ledger.errors import InvalidRequest
+from ledger.events import epoch_ms, to_utc
 from ledger.request import wire_settlement
 from ledger.schema import events
 from projections.rows import JobRecord, record_from_row
@@ -44,16 +42,28 @@ def checkpoint(engine: Engine, tables: ProjectionTables = LIVE) -> int:
 
 def stats(engine: Engine, now: datetime, tables: ProjectionTables = LIVE) -> QueueStats:
     """Queue stats as of ``now`` ("delayed" = waiting and due after ``now``)."""
-    table = tables.queue_stats
     with reading(engine) as conn:
         position = read_checkpoint(conn, tables)
-        rows = conn.execute(
-            sa.select(table.c.currency, table.c.bucket, table.c.jobs, table.c.amount)
-        )
-        delayed = conn.execute(delayed_query(tables, now))
-        return stats_from_rows(
-            [tuple(row) for row in rows], [tuple(row) for row in delayed], now, position
-        )
+        rows, delayed = stats_rows(conn, tables, now)
+    return stats_from_rows(rows, delayed, now, position)
+
+
+StatsRow = tuple[str, str, int, int]
+DelayedRow = tuple[str, int, int]
+
+
+def stats_rows(
+    conn: Connection, tables: ProjectionTables, now: datetime
+) -> tuple[list[StatsRow], list[DelayedRow]]:
+    """``queue_stats`` rows (currency, bucket, jobs, amount) and the delayed jobs
+    (currency, jobs, amount) as of ``now``, in the caller's read transaction."""
+    table = tables.queue_stats
+    rows = conn.execute(sa.select(table.c.currency, table.c.bucket, table.c.jobs, table.c.amount))
+    stats = [(str(c), str(b), int(j), int(a)) for c, b, j, a in rows]
+    delayed = [
+        (str(c), int(j), int(a or 0)) for c, j, a in conn.execute(delayed_query(tables, now))
+    ]
+    return stats, delayed
 
 
 def delayed_query(tables: ProjectionTables, now: datetime) -> sa.Select[Any]:
@@ -96,20 +106,33 @@ class DlqEntry:
 
 @dataclass(frozen=True, slots=True)
 class DlqPage:
-    """Dead-lettered jobs ``start``..``end`` (inclusive, newest first) of ``count``."""
+    """Dead-lettered jobs ``start``..``end`` (inclusive, newest first) of ``count``,
+    as of log position ``position`` (``None``: the tables' own checkpoint, not read)."""
 
     jobs: list[DlqEntry]
     count: int
     start: int
     end: int
+    position: int | None = None
 
     def as_api(self) -> dict[str, Any]:
         """The object ``GET /api/queue/failed`` returns (``ledger dlq list --json``)."""
-        return {
+        answer: dict[str, Any] = {
             "jobs": [entry.as_api() for entry in self.jobs],
             "count": self.count,
             "range": {"start": self.start, "end": self.end},
         }
+        if self.position is not None:
+            answer["asOfPosition"] = self.position
+        return answer
+
+
+def check_range(start: int, end: int) -> None:
+    """``InvalidRequest`` unless ``0 <= start <= end`` or ``end == -1``."""
+    if start < 0 or end < -1 or (end != -1 and end < start):
+        raise InvalidRequest(
+            f"invalid range {start}..{end}: need 0 <= start <= end (or end = -1)", field="range"
+        )
 
 
 def dlq_page(
@@ -119,34 +142,54 @@ def dlq_page(
 
     ``end = -1`` means "to the last one".
     """
-    if start < 0 or end < -1 or (end != -1 and end < start):
-        raise InvalidRequest(
-            f"invalid range {start}..{end}: need 0 <= start <= end (or end = -1)", field="range"
-        )
+    check_range(start, end)
+    with reading(engine) as conn:
+        count = dlq_count(conn, tables)
+        entries = dlq_slice(conn, tables, start, None if end == -1 else end - start + 1)
+    return DlqPage(entries, count, start, end)
+
+
+def dlq_count(conn: Connection, tables: ProjectionTables, leave_out: Sequence[str] = ()) -> int:
+    """Rows in the dead-letter view, but for the jobs ``leave_out`` names."""
+    dlq = tables.dlq
+    query = sa.select(sa.func.count()).select_from(dlq)
+    if leave_out:
+        query = query.where(dlq.c.job_id.not_in(leave_out))
+    return int(conn.execute(query).scalar_one())
+
+
+def dlq_slice(
+    conn: Connection,
+    tables: ProjectionTables,
+    offset: int,
+    limit: int | None,
+    leave_out: Sequence[str] = (),
+) -> list[DlqEntry]:
+    """Dead-lettered jobs, newest first, from ``offset`` (at most ``limit``), but for
+    the jobs ``leave_out`` names."""
     dlq = tables.dlq
     query = (
         sa.select(dlq, events.c.data)
         .join(events, _enqueued_event(dlq.c.job_id))
         .order_by(dlq.c.dead_lettered_at.desc(), dlq.c.position.desc())
-        .offset(start)
+        .offset(offset)
     )
-    if end != -1:
-        query = query.limit(end - start + 1)
-    with reading(engine) as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(dlq)).scalar_one()
-        entries = [
-            DlqEntry(
-                job_id=row.job_id,
-                request=_request(row.data),
-                failed_reason=row.failed_reason,
-                dead_letter_reason=row.dead_letter_reason,
-                attempts=row.attempts,
-                created_at=to_utc(row.created_at),
-                dead_lettered_at=to_utc(row.dead_lettered_at),
-            )
-            for row in conn.execute(query)
-        ]
-    return DlqPage(entries, int(count), start, end)
+    if leave_out:
+        query = query.where(dlq.c.job_id.not_in(leave_out))
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        DlqEntry(
+            job_id=row.job_id,
+            request=_request(row.data),
+            failed_reason=row.failed_reason,
+            dead_letter_reason=row.dead_letter_reason,
+            attempts=row.attempts,
+            created_at=to_utc(row.created_at),
+            dead_lettered_at=to_utc(row.dead_lettered_at),
+        )
+        for row in conn.execute(query)
+    ]
 
 
 # -- jobs and keys -----------------------------------------------------------------
@@ -245,26 +288,59 @@ def totals(
     rows per day; finer groups, and days of another zone, sum the completed jobs
     of ``job_state`` (by its index on the completed jobs' ``completed_at``).
     """
-    unknown = [name for name in group_by if name not in GROUPS]
-    if unknown:
-        raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
-    local = zone if zone is not None and zone.key != "UTC" else None
+    with reading(engine) as conn:
+        return totals_rows(conn, TotalsAsked(start, end, tuple(group_by), currency, zone), tables)
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsAsked:
+    """What a caller of ``totals`` asks for: days ``start..end`` (inclusive, in ``zone``,
+    default UTC), grouped by ``group_by`` (any of ``GROUPS``), of one currency or all."""
+
+    start: date | None = None
+    end: date | None = None
+    group_by: tuple[str, ...] = ("day",)
+    currency: str | None = None
+    zone: ZoneInfo | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.group_by if name not in GROUPS]
+        if unknown:
+            raise InvalidRequest(f"cannot group by {unknown}; choose from {list(GROUPS)}")
+
+    @property
+    def local_zone(self) -> ZoneInfo | None:
+        """The zone, unless it is UTC (``None``: days are UTC days)."""
+        zone = self.zone
+        return zone if zone is not None and zone.key != "UTC" else None
+
+
+def totals_rows(
+    conn: Connection, asked: TotalsAsked, tables: ProjectionTables = LIVE
+) -> list[TotalRow]:
+    """``totals`` in the caller's read transaction."""
+    group_by, local = asked.group_by, asked.local_zone
     if set(group_by) <= {"day"} and local is None:
-        query = _daily_totals_query(tables, start, end, group_by, currency)
+        query = _daily_totals_query(tables, asked.start, asked.end, group_by, asked.currency)
     else:
         query = completed_totals_query(
-            tables, engine.dialect.name, start, end, group_by, currency, zone=local
+            tables,
+            conn.dialect.name,
+            asked.start,
+            asked.end,
+            group_by,
+            asked.currency,
+            zone=local,
         )
-    with reading(engine) as conn:
-        return [
-            TotalRow(
-                currency=row[0],
-                group=dict(zip(group_by, row[1:-2], strict=True)),
-                jobs=int(row[-2]),
-                amount=int(row[-1]),
-            )
-            for row in conn.execute(query)
-        ]
+    return [
+        TotalRow(
+            currency=row[0],
+            group=dict(zip(group_by, row[1:-2], strict=True)),
+            jobs=int(row[-2]),
+            amount=int(row[-1]),
+        )
+        for row in conn.execute(query)
+    ]
 
 
 def _daily_totals_query(
@@ -339,47 +415,3 @@ def _utc_day(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[da
         # SQLite keeps times as UTC text; ``date()`` cuts the day off it
         return sa.type_coerce(sa.func.date(moment), sa.Date)
     return sa.cast(sa.func.timezone("UTC", moment), sa.Date)
-
-
-# -- history (from the log itself) --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class JobHistory:
-    """Every event of one job, read from the log (the truth), and the state they fold to."""
-
-    job_id: str
-    state: str
-    events: list[StoredEvent]
-
-    def as_api(self) -> dict[str, Any]:
-        """The object ``GET /api/jobs/{id}/history`` returns (``ledger history --json``)."""
-        return {
-            "jobId": self.job_id,
-            "state": self.state,
-            "events": [
-                {
-                    "position": event.position,
-                    "version": event.version,
-                    "type": event.type.value,
-                    "data": event.data,
-                    "occurredAt": format_time(event.occurred_at),
-                    "actor": event.actor,
-                }
-                for event in self.events
-            ],
-        }
-
-
-def history(store: LogReader, job_id: str, now: datetime | None = None) -> JobHistory:
-    """A job's full history; ``JobNotFound`` if the log has no such job.
-
-    ``state`` is the job's status, or ``delayed`` for a waiting job due after ``now``.
-    """
-    events = store.read_stream(job_id)
-    folded = fold(events)
-    if folded is None:
-        raise JobNotFound(job_id)
-    moment = now if now is not None else datetime.now(UTC)
-    state = "delayed" if folded.is_delayed(moment) else folded.status.value
-    return JobHistory(job_id, state, events)

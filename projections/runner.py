@@ -36,6 +36,7 @@ from ledger.log_reader import LogReader, translate_errors
 from projections import sql
 from projections.fold import Fold, JobState, RawEvent
 from projections.folder import Folder, ForkedFolder, LocalFolder, Span, fold_page
+from projections.leader import Leadership
 from projections.memory import MemoryProjection
 from projections.rows import ChangeRows
 from projections.schema import LIVE, SCRATCH, ProjectionTables
@@ -222,21 +223,28 @@ class Projector:
         on_batch: OnBatch | None = None,
         on_unavailable: Callable[[DatabaseUnavailable], None] | None = None,
     ) -> int:
-        """Catch up, then keep following the log until ``stop`` is set.
+        """Catch up, then keep following the log until ``stop`` is set; the position.
 
-        A database that is away (at start, a restart, a fail-over) does not end the
-        follower: it reports through ``on_unavailable`` and tries again at the
-        next poll. A batch cut short by it was rolled back, so nothing is lost.
+        Only the leader folds (``projections.leader``: one follower among the
+        ``serve`` workers and ``ledger project --follow`` on PostgreSQL); the others
+        wait for the lead at each poll. A database that is away (at start, a
+        restart, a fail-over) does not end the follower: it reports through
+        ``on_unavailable`` and tries again at the next poll. A batch cut short by
+        it was rolled back, so nothing is lost.
         """
         position = 0
-        while True:
-            try:
-                position = self.catch_up(on_batch=on_batch)
-            except DatabaseUnavailable as exc:
-                if on_unavailable is not None:
-                    on_unavailable(exc)
-            if stop.wait(poll_seconds):
-                return position
+        with closing(Leadership(self.engine)) as lead:
+            while True:
+                try:
+                    if lead.hold():
+                        position = self.catch_up(on_batch=on_batch)
+                    else:
+                        position = self.checkpoint()
+                except DatabaseUnavailable as exc:
+                    if on_unavailable is not None:
+                        on_unavailable(exc)
+                if stop.wait(poll_seconds):
+                    return position
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,11 +34,19 @@ def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction (one consistent snapshot); driver errors become ledger errors."""
+    """A read-only transaction (one consistent snapshot); driver errors become ledger errors.
+
+    On PostgreSQL the transaction is REPEATABLE READ: a checkpoint and the rows it
+    stands for are read in one snapshot even while the follower commits (SQLite's
+    read transaction is one snapshot already).
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
     with (
         translate_errors(),
         engine.connect() as conn,
-        conn.execution_options(**{READ_ONLY: True}).begin(),
+        conn.execution_options(**options).begin(),
     ):
         yield conn
 

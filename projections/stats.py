@@ -84,6 +84,7 @@ class QueueStats:
             "stats": counts,
             "timestamp": format_time(self.now),
             "position": self.position,
+            "asOfPosition": self.position,
         }
 
 

@@ -21,7 +21,7 @@ from ledger.compose.reconcile import projection_checks, reconcile, statement_che
 from ledger.db import create_engine
 from ledger.money import format_amount
 from ledger.store import EventStore
-from projections import queries
+from projections import history, queries
 from projections.queries import TotalRow
 
 
@@ -80,7 +80,7 @@ def _report(run: DemoRun, options: DemoOptions) -> None:
         _print_totals(queries.totals(engine, group_by=()))
         if run.requeued_job is not None:
             console.print(Rule(f"a dead-lettered job, requeued by {OPERATOR}"))
-            print_history(queries.history(store, run.requeued_job))
+            print_history(history.history(store, run.requeued_job))
         console.print(Rule("auditor checks"))
         result = verify_log(engine)
         _check("verify", result.ok, f"{result.checked:,} events, head {result.head_hash[:16]}…")

@@ -9,12 +9,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.cli.app import app, console, print_json
-from ledger.cli.projections import catch_up, open_store, parse_time
+from ledger.cli.projections import open_store, parse_time
 from ledger.events import format_time
 from ledger.money import format_amount
 from ledger.text import shown
 from projections import as_of as in_memory
 from projections import queries
+from projections.reads import ReadModels
 
 dlq_app = typer.Typer(
     help="The dead-letter queue: list dead-lettered jobs, requeue them.", no_args_is_help=True
@@ -46,8 +47,7 @@ def list_dead_lettered(
         if moment is not None:
             page = in_memory.dlq_as_of(store, moment, start, end)
         else:
-            catch_up(store)
-            page = queries.dlq_page(store.engine, start, end)
+            page = ReadModels(store).dlq_page(start, end)
     if as_json:
         print_json(page.as_api())
         return
@@ -57,6 +57,8 @@ def list_dead_lettered(
 def print_dlq(page: queries.DlqPage) -> None:
     """The page as a table: job, when, amount, user, attempts, why."""
     title = f"dead-lettered jobs {page.start}..{page.end} of {page.count} (newest first)"
+    if page.position is not None:
+        title += f", log position {page.position}"
     table = Table(title=title)
     for column in ("job", "dead-lettered", "amount", "user", "attempts", "failed reason"):
         table.add_column(column)

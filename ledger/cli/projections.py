@@ -1,7 +1,8 @@
 """Read-side commands: ``stats``, ``history``, ``replay``, ``project``.
 
 Thin: parse, call ``projections`` (runner, queries, reconcile), format. ``stats``
-first catches the live projections up with the log, so it answers for now.
+reads the live projections plus the tail of the log they have not folded yet
+(``projections.reads``): it answers for now and writes nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from ledger.service import build_ledger
 from ledger.store import EventStore
 from ledger.text import check_text, shown
 from projections import as_of as in_memory
+from projections import history as histories
 from projections import queries
+from projections.reads import ReadModels
 from projections.runner import OnBatch, Projector, rebuild, replay
 from projections.schema import SCRATCH
 from projections.stats import BUCKETS, QueueStats
@@ -105,14 +108,6 @@ def progress_bar(label: str, total: int, *, show: bool) -> Iterator[OnBatch | No
         yield advance
 
 
-def catch_up(store: EventStore) -> int:
-    """Bring the live projections up to the log's head (a bar if that is a long way)."""
-    projector = Projector(store)
-    backlog = projector.backlog()
-    with progress_bar("catching up", backlog, show=backlog >= PROGRESS_THRESHOLD) as on_batch:
-        return projector.catch_up(on_batch=on_batch)
-
-
 # -- stats -------------------------------------------------------------------------
 
 
@@ -134,8 +129,7 @@ def stats(
     moment = parse_time(as_of, "--as-of") if as_of else None
     with open_store() as store:
         if moment is None:
-            catch_up(store)
-            result = queries.stats(store.engine, datetime.now(UTC))
+            result = ReadModels(store).stats(datetime.now(UTC))
         else:
             # folded in memory: a read-only role (or a hot standby) can ask too
             result = in_memory.stats_as_of(store, moment)
@@ -188,14 +182,14 @@ def history(
     """
     check_text(job_id, "job id", max_length=MAX_JOB_ID_LENGTH)
     with open_store() as store:
-        found = queries.history(store, job_id)
+        found = histories.history(store, job_id)
     if as_json:
         print_json(found.as_api())
         return
     print_history(found)
 
 
-def print_history(found: queries.JobHistory) -> None:
+def print_history(found: histories.JobHistory) -> None:
     """The job's summary line and its timeline table (time, event, attempt, actor, reason)."""
     first = found.events[0].data["request"]
     console.print(

@@ -73,15 +73,17 @@ API_ERRORS = (400, 401, 403, 413, 422, 503)
 def app_from_environment() -> FastAPI:
     """The uvicorn factory for ``ledger serve``: settings from LEDGER_* variables.
 
-    On the embedded default (no LEDGER_REDIS_URL) the projector, and a worker when
-    LEDGER_HANDLER names one, run inside the server process.
+    Every server process runs a projection follower (one of them leads and writes:
+    ``projections.leader``); on the embedded default (no LEDGER_REDIS_URL) a worker
+    runs inside it too when LEDGER_HANDLER names one.
     """
     # the ledger's own lines (job ids, hashed keys) beside uvicorn's access log
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     keep_query_values_out_of_the_access_log()
     settings = Settings()
     ledger = build_ledger(settings)
-    background = None
-    if settings.redis_url is None:
-        background = Background(ledger, Metrics(), handler=settings.handler)
+    embedded = settings.redis_url is None
+    background = Background(
+        ledger, Metrics(), handler=settings.handler if embedded else None, embedded=embedded
+    )
     return create_app(ledger, background=background)

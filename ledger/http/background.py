@@ -1,7 +1,9 @@
-"""What ``ledger serve`` runs beside the API on the embedded default: one machine, one command.
+"""What ``ledger serve`` runs beside the API.
 
-The projection follower keeps the live read models current; when a handler is
-configured, a worker drains the in-process queue. Both stop with the server.
+The projection follower keeps the live read models current (every server process
+runs one; on PostgreSQL only the leader writes, ``projections.leader``). On the
+embedded default, one machine and one command, a worker drains the in-process
+queue when a handler is configured. Both stop with the server.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Background:
     ledger: Ledger
     metrics: Metrics
     handler: str | None = None
+    #: the embedded default (fakeredis in this process): a worker belongs here
+    embedded: bool = True
     concurrency: int = 4
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -43,6 +47,8 @@ class Background:
             ),
         )
         if self.handler is None:
+            if not self.embedded:
+                return  # workers run as ``ledger worker`` processes
             log.warning("no LEDGER_HANDLER: jobs wait until a worker with a handler runs")
             return
         options = WorkerOptions(

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.engine import Engine
 
 from ledger.compose.metrics import Metrics
 from ledger.http.roles import Role
 from ledger.log_reader import LogReader
 from ledger.service import Ledger
 from ledger.settings import Settings
-from projections.runner import Projector
+from projections.reads import ReadModels
 
 #: the parsed ``LEDGER_API_TOKENS``: (token, role) pairs; empty means an open API
 Tokens = list[tuple[str, Role]]
@@ -76,14 +75,10 @@ LogDep = Annotated[LogReader, Depends(log)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 
 
-def fresh_engine(ledger: LedgerDep) -> Engine:
-    """The projections' engine, after folding any events the live projections have not seen.
-
-    When nothing is new this is one indexed query; concurrent catch-ups are safe
-    (the runner checks the checkpoint it moves).
-    """
-    Projector(ledger.store).catch_up()
-    return ledger.engine
+def reads(ledger: LedgerDep) -> ReadModels:
+    """The live read models as of the log's head: the projection tables plus the tail
+    of the log they have not folded, folded in memory. A GET writes nothing."""
+    return ReadModels(ledger.store)
 
 
-FreshEngineDep = Annotated[Engine, Depends(fresh_engine)]
+ReadsDep = Annotated[ReadModels, Depends(reads)]

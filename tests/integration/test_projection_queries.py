@@ -17,6 +17,7 @@ from ledger.errors import InvalidRequest, JobNotFound, SchemaNotReady
 from ledger.events import EventType, NewEvent
 from ledger.store import EventStore
 from projections import queries, reconcile
+from projections.history import history as job_history
 from projections.runner import Projector, replay
 from projections.schema import LIVE, SCRATCH
 from tests.backends import postgres_schema
@@ -228,7 +229,7 @@ def test_finer_totals_sum_completed_jobs_on_the_utc_day_they_settled(engine: Eng
 def test_history_reads_the_log(store: EventStore) -> None:
     job_id = enqueue(store, "h")
     dead_letter(store, job_id, "boom")
-    found = queries.history(store, job_id).as_api()
+    found = job_history(store, job_id).as_api()
     assert found["jobId"] == job_id and found["state"] == "dead"
     assert [e["type"] for e in found["events"]] == [
         "enqueued",
@@ -239,7 +240,7 @@ def test_history_reads_the_log(store: EventStore) -> None:
     assert found["events"][2]["data"]["reason"] == "boom"
     assert set(found["events"][0]) == {"position", "version", "type", "data", "occurredAt", "actor"}
     with pytest.raises(JobNotFound):
-        queries.history(store, "no-such-job")
+        job_history(store, "no-such-job")
 
 
 def test_check_finds_tampered_live_rows(store: EventStore, engine: Engine) -> None:
@@ -295,8 +296,8 @@ def test_history_shows_a_waiting_job_due_later_as_delayed(store: EventStore) -> 
     )
     assert result.event is not None
     at = result.event.occurred_at
-    assert queries.history(store, result.job_id, at).state == "delayed"
-    assert queries.history(store, result.job_id, at + timedelta(hours=2)).state == "waiting"
+    assert job_history(store, result.job_id, at).state == "delayed"
+    assert job_history(store, result.job_id, at + timedelta(hours=2)).state == "waiting"
 
 
 def test_totals_per_business_day_follow_the_business_time_zone(engine: Engine) -> None:

@@ -12,10 +12,10 @@ from pydantic.alias_generators import to_camel
 from ledger.audit.queries import EventFilters, fetch_events
 from ledger.events import EventType
 from ledger.http.auth import Principal, Role, require
-from ledger.http.deps import FreshEngineDep, LogDep, SettingsDep
+from ledger.http.deps import LogDep, ReadsDep, SettingsDep
 from ledger.request import CURRENCIES, IDENTIFIER_DESCRIPTION, MAX_ID_LENGTH, currency_code
 from ledger.text import identifier_text
-from projections import queries
+from projections.queries import TotalsAsked
 
 router = APIRouter(prefix="/api", tags=["audit"])
 
@@ -77,7 +77,7 @@ def list_events(
 
 @router.get("/totals")
 def settled_totals(
-    engine: FreshEngineDep,
+    reads: ReadsDep,
     settings: SettingsDep,
     _who: Annotated[Principal, Depends(require(Role.AUDITOR))],
     from_day: Annotated[
@@ -96,17 +96,12 @@ def settled_totals(
 ) -> dict[str, Any]:
     """Completed (settled) amounts per currency and per day, user, place or mission.
 
-    Days are business days: ``LEDGER_BUSINESS_TIMEZONE`` (default UTC).
+    Days are business days: ``LEDGER_BUSINESS_TIMEZONE`` (default UTC). As of the
+    log's head (``asOfPosition``).
     """
     column = GROUP_COLUMNS[group_by]
-    rows = queries.totals(
-        engine,
-        start=from_day,
-        end=to_day,
-        group_by=(column,),
-        currency=currency,
-        zone=settings.business_zone,
-    )
+    asked = TotalsAsked(from_day, to_day, (column,), currency, settings.business_zone)
+    found = reads.totals(asked)
     return {
         "groupBy": group_by,
         "from": from_day.isoformat() if from_day else None,
@@ -118,8 +113,9 @@ def settled_totals(
                 "jobs": row.jobs,
                 "amount": row.amount,
             }
-            for row in rows
+            for row in found.rows
         ],
+        "asOfPosition": found.position,
     }
 
 

@@ -14,7 +14,7 @@ from ledger.http.documents import job_document
 from ledger.http.problems import documented
 from ledger.request import IDENTIFIER_DESCRIPTION, MAX_JOB_ID_LENGTH
 from ledger.text import identifier_text
-from projections import queries
+from projections import history
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -42,4 +42,4 @@ def get_job_history(
     _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
     """Every event of the job, in order: ``{"jobId", "state", "events": [...]}``."""
-    return queries.history(log, job_id).as_api()
+    return history.history(log, job_id).as_api()

@@ -12,10 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ledger.errors import ConcurrencyError, InvalidRequest, JobNotFound, NotInDeadLetterQueue
 from ledger.health import check_health, queue_status
 from ledger.http.auth import READERS, Principal, Role, require
-from ledger.http.deps import FreshEngineDep, LedgerDep
+from ledger.http.deps import LedgerDep, ReadsDep
 from ledger.http.problems import Problem, problem_body
 from ledger.request import JobIdentifier, Reason
-from projections import queries
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -25,17 +24,20 @@ MAX_PAGE = 1000
 @router.get("/stats")
 def queue_stats(
     ledger: LedgerDep,
-    engine: FreshEngineDep,
+    reads: ReadsDep,
     _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
-    """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts."""
+    """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts.
+
+    As of the log's head (``asOfPosition``): a job enqueued just before is counted.
+    """
     status_now = queue_status(check_health(ledger))
-    return queries.stats(engine, datetime.now(UTC)).as_api(status_now)
+    return reads.stats(datetime.now(UTC)).as_api(status_now)
 
 
 @router.get("/failed")
 def failed_jobs(
-    engine: FreshEngineDep,
+    reads: ReadsDep,
     _who: Annotated[Principal, Depends(require(*READERS))],
     start: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     end: Annotated[
@@ -53,7 +55,7 @@ def failed_jobs(
         )
     if end == -1 or end - start >= MAX_PAGE:
         end = start + MAX_PAGE - 1
-    return queries.dlq_page(engine, start, end).as_api()
+    return reads.dlq_page(start, end).as_api()
 
 
 class RequeueBody(BaseModel):
