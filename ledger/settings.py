@@ -26,6 +26,12 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL of the hot queue; unset means in-process fakeredis.",
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="Run the hot queue on Redis Cluster; LEDGER_REDIS_URL names any node "
+        "(the client learns the rest). One queue lives on one slot: the cluster gives "
+        "availability and room beside other users, not one queue's throughput.",
+    )
     queue_name: str = Field(default="settlements", description="Name of the hot queue.")
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         default="FULL",

@@ -52,3 +52,4 @@ from tests.queue_fixtures import (  # noqa: E402, F401
     redis_backend,
     redis_client,
 )
+from tests.redis_cluster import redis_cluster  # noqa: E402, F401

@@ -1,5 +1,6 @@
-"""Queue fixtures: a Redis client parametrised over fakeredis and a real Redis, a unique
-queue per test (never a flush of the shared server), and a wired ``Ledger``.
+"""Queue fixtures: a Redis client parametrised over fakeredis, a real Redis and a real
+local Redis Cluster (``tests/redis_cluster.py``), a unique queue per test (never a flush
+of the shared server), and a wired ``Ledger``.
 
 Import the fixtures into a test module (``from tests.queue_fixtures import *``-style
 names are listed in ``__all__``) or through ``tests/conftest.py``.
@@ -25,20 +26,22 @@ from sqlalchemy.engine import Engine
 from ledger.events import EventType
 from ledger.lifecycle import Job, JobStatus, fold
 from ledger.queue import HotQueue, QueueKeys
+from ledger.queue.hotqueue import RedisClient
 from ledger.retry import RetryPolicy
 from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store import EventStore
 from tests.backends import REDIS_URL, unavailable
+from tests.redis_cluster import LocalCluster
 
-REDIS_BACKENDS = ["fakeredis", "redis"]
+REDIS_BACKENDS = ["fakeredis", "redis", "cluster"]
 
 
 def unique_queue() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def delete_queue_keys(client: redis.Redis, queue: str) -> None:
+def delete_queue_keys(client: RedisClient, queue: str) -> None:
     """Remove one test queue's keys (SCAN on its own hash tag; never FLUSHDB)."""
     keys = list(client.scan_iter(match=f"ledger:{{{queue}}}:*", count=1000))
     if keys:
@@ -56,11 +59,20 @@ def queue_name() -> str:
 
 
 @pytest.fixture
-def redis_client(redis_backend: str, queue_name: str) -> Iterator[redis.Redis]:
+def redis_client(
+    redis_backend: str, queue_name: str, request: pytest.FixtureRequest
+) -> Iterator[RedisClient]:
     if redis_backend == "fakeredis":
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
         yield client
         client.close()
+        return
+    if redis_backend == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        cluster_client = cluster.client()
+        yield cluster_client
+        delete_queue_keys(cluster_client, queue_name)
+        cluster_client.close()
         return
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
@@ -73,7 +85,7 @@ def redis_client(redis_backend: str, queue_name: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def hot_queue(redis_client: redis.Redis, redis_backend: str, queue_name: str) -> HotQueue:
+def hot_queue(redis_client: RedisClient, redis_backend: str, queue_name: str) -> HotQueue:
     return HotQueue(redis_client, QueueKeys(queue_name), embedded=redis_backend == "fakeredis")
 
 

@@ -16,8 +16,15 @@ from importlib import resources
 from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import BusyLoadingError, NoScriptError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    TryAgainError,
+)
 
 from ledger.errors import QueueRefused, QueueUnavailable, UnsafeRedis
 from ledger.lifecycle import Job
@@ -26,8 +33,11 @@ from ledger.queue.snapshot import decode_job, encode_job
 
 log = logging.getLogger("ledger.queue")
 
+#: one Redis, or a Redis Cluster (every key of a queue shares one hash tag, so one slot)
+RedisClient = redis.Redis | RedisCluster
 #: the only eviction policy under which Redis never drops a queue key
 SAFE_POLICY = "noeviction"
+POLICY = "maxmemory-policy"
 #: one ``.lua`` file per operation, in ``scripts/``
 SCRIPTS = ("cache", "push", "move", "restore", "claim", "renew", "finish", "reap", "depths")
 #: (script name, KEYS, ARGV): one call queued in a pipeline
@@ -69,6 +79,9 @@ class Depths:
         return max(0.0, (self.now_ms - self.oldest_ready_ms) / 1000)
 
 
+#: a cluster in the middle of a failover: the slot's primary is down or moving
+_FAILING_OVER = (ClusterDownError, TryAgainError, RedisClusterException)
+
 #: Redis answers but refuses writes for now: out of memory under ``noeviction``,
 #: a replica after a failover (``READONLY``), a replica cut off from its primary
 _REFUSING = (
@@ -89,14 +102,20 @@ def translate_errors() -> Iterator[None]:
     """
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise queue_error(exc) from None
 
 
-def queue_error(error: redis.RedisError) -> QueueUnavailable:
+def queue_error(error: redis.RedisError | RedisClusterException) -> QueueUnavailable:
     """The ledger error for a redis-py error (``QueueRefused`` when Redis answered "no")."""
     log.info("Redis error %s: %s", type(error).__name__, error)  # INFO: see driver_errors
     name = type(error).__name__
+    if isinstance(error, _FAILING_OVER):
+        # MasterDownError is a ClusterDownError too: both pass once a replica is promoted
+        return QueueUnavailable(
+            f"the Redis Cluster is failing over or missing a slot ({name}); it answers again "
+            "once a replica is promoted (check `redis-cli cluster info`)"
+        )
     if isinstance(error, BusyLoadingError):
         return QueueUnavailable(f"Redis is loading its data set ({name}); try again shortly")
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
@@ -113,7 +132,7 @@ def queue_error(error: redis.RedisError) -> QueueUnavailable:
     return QueueUnavailable(f"the Redis client failed ({name}); check LEDGER_REDIS_URL")
 
 
-def _load_scripts(client: redis.Redis) -> dict[str, Script]:
+def _load_scripts(client: RedisClient) -> dict[str, Script]:
     folder = resources.files("ledger.queue") / "scripts"
     prelude = (folder / "prelude.lua").read_text(encoding="utf-8")
     return {
@@ -132,7 +151,7 @@ class HotQueue:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         keys: QueueKeys,
         *,
         payload_ttl_seconds: int = 86_400,
@@ -171,8 +190,7 @@ class HotQueue:
             return
         try:
             with translate_errors():
-                found = cast(dict[str, str], self.client.config_get("maxmemory-policy"))
-                policy = found.get("maxmemory-policy")
+                policy = self._policy()
         except QueueRefused:
             raise UnsafeRedis(
                 "cannot read Redis' maxmemory-policy (CONFIG GET refused); workers need "
@@ -183,6 +201,21 @@ class HotQueue:
                 f"Redis maxmemory-policy is {policy!r}, which can evict queue keys; "
                 f"set `maxmemory-policy {SAFE_POLICY}` before starting workers"
             )
+
+    def _policy(self) -> str | None:
+        """``maxmemory-policy`` of Redis; on a cluster, of every node (a replica may be promoted).
+
+        One node that may evict makes the answer that node's policy.
+        """
+        if not isinstance(self.client, RedisCluster):
+            return cast(dict[str, str], self.client.config_get(POLICY)).get(POLICY)
+        nodes = self.client.get_nodes()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        policies = {
+            cast(dict[str, str], self.client.config_get(POLICY, target_nodes=node)).get(POLICY)
+            for node in nodes
+        }
+        unsafe = sorted(str(policy) for policy in policies if policy != SAFE_POLICY)
+        return unsafe[0] if unsafe else SAFE_POLICY
 
     def mark_recovered(self) -> None:
         """Write the sentinel that ``looks_flushed`` checks."""

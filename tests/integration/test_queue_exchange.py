@@ -18,7 +18,7 @@ from tests.queue_fixtures import delete_queue_keys, on_stacks, summarise
 
 LEASE = timedelta(seconds=30)
 
-pytestmark = on_stacks([("sqlite", "fakeredis"), ("postgres", "redis")])
+pytestmark = on_stacks([("sqlite", "fakeredis"), ("postgres", "redis"), ("postgres", "cluster")])
 
 
 def enqueue(ledger: Ledger, count: int) -> list[str]:

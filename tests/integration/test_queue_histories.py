@@ -22,7 +22,7 @@ from ledger.service import ClaimedJob, Ledger
 from tests.factories import request
 from tests.queue_fixtures import delete_queue_keys, on_stacks, summarise, wait_until
 
-STACKS = [("sqlite", "fakeredis"), ("postgres", "redis")]
+STACKS = [("sqlite", "fakeredis"), ("postgres", "redis"), ("postgres", "cluster")]
 LEASE = timedelta(seconds=30)
 
 

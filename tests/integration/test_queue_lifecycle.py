@@ -19,7 +19,12 @@ from ledger.service import ClaimedJob, Ledger, Outcome
 from tests.factories import request
 from tests.queue_fixtures import delete_queue_keys, on_stacks, summarise, wait_until
 
-STACKS = [("sqlite", "fakeredis"), ("sqlite", "redis"), ("postgres", "redis")]
+STACKS = [
+    ("sqlite", "fakeredis"),
+    ("sqlite", "redis"),
+    ("postgres", "redis"),
+    ("postgres", "cluster"),
+]
 LEASE = timedelta(seconds=30)
 
 

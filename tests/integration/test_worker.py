@@ -12,7 +12,7 @@ from tests.factories import request
 from tests.faults.handlers import async_ok, mixed
 from tests.queue_fixtures import on_stacks, summarise, wait_until
 
-STACKS = [("sqlite", "fakeredis"), ("postgres", "redis")]
+STACKS = [("sqlite", "fakeredis"), ("postgres", "redis"), ("postgres", "cluster")]
 
 
 # direct parametrization overrides the db_backend/redis_backend fixtures for this module
