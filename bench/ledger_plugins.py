@@ -121,9 +121,20 @@ def _terminal_events_after(url: str, position: int) -> int:
 
 
 def ledger_drain(
-    ctx: PeerContext, url: str, n: int, workers: int, retry_mix: bool, *, name: str
+    ctx: PeerContext,
+    url: str,
+    n: int,
+    workers: int,
+    retry_mix: bool,
+    *,
+    name: str,
+    prefetch: int | None = None,
 ) -> Measure:
-    """N jobs through ``ledger worker`` processes; also events/s written by the workers."""
+    """N jobs through ``ledger worker`` processes; also events/s written by the workers.
+
+    8 handler threads like Dramatiq's default; ``prefetch`` None runs the
+    worker's own default (what a user gets with ``--concurrency 8`` alone).
+    """
     queue = f"b{uuid.uuid4().hex[:8]}"
     requests = _requests(n, retry_mix)
     before: list[int] = []
@@ -136,8 +147,6 @@ def ledger_drain(
             ledger.close()
         before.append(_log_size(url))
 
-    # 8 handler threads like Dramatiq's default; a deep prefetch batches claims and
-    # outcomes (one SQL transaction per batch), which is how the ledger is run for speed
     argv = [
         sys.executable,
         "-m",
@@ -147,8 +156,7 @@ def ledger_drain(
         "bench.ledger_handler:noop",
         "--concurrency",
         "8",
-        "--prefetch",
-        "256",
+        *(["--prefetch", str(prefetch)] if prefetch is not None else []),
     ]
     figures = drain(
         ctx,

@@ -14,10 +14,11 @@ QUEUE_COLUMNS = [
     ("drain-1", "jobs_per_s", "drain 1 proc (jobs/s)"),
     ("drain-2", "jobs_per_s", "drain 2 procs (jobs/s)"),
     ("drain-2", "wall_s", "drain 2 wall incl. start (s)"),
+    ("drain-2", "wall_jobs_per_s", "drain 2 incl. start-up (jobs/s)"),
     ("drain-2", "peak_rss_mb", "drain 2 peak RSS (MB)"),
     ("retry-2", "jobs_per_s", "retry-heavy 2 procs (jobs/s)"),
 ]
-RATIO_COLUMNS = [col for col in QUEUE_COLUMNS if col[1] == "jobs_per_s"]
+RATIO_COLUMNS = [col for col in QUEUE_COLUMNS if col[1] in ("jobs_per_s", "wall_jobs_per_s")]
 LOG_COLUMNS = [
     ("append-single", "events_per_s", "append 1/txn (ev/s)"),
     ("append-batched", "events_per_s", "append 100/txn (ev/s)"),

@@ -184,23 +184,37 @@ PEERS = [
 ]
 
 
-def ledger_systems(backends: list[str], work: Path) -> list[QueueSystem]:
-    """The ledger as a queue system per backend; each workload gets a fresh database."""
+def ledger_systems(backends: list[str], work: Path, *, tuned: bool = True) -> list[QueueSystem]:
+    """The ledger as a queue system per backend; each workload gets a fresh database.
+
+    ``ledger-<backend>`` runs its workers with the defaults a user gets
+    (``--concurrency 8`` and nothing else); ``ledger-<backend>-tuned`` with
+    ``--prefetch 256`` as well (drains only: enqueue is the same call).
+    """
     systems = []
     for backend in backends:
-        name = f"ledger-{backend}"
+        for prefetch in (None, 256) if tuned else (None,):
+            name = f"ledger-{backend}" + ("-tuned" if prefetch else "")
 
-        def enqueue(ctx: PeerContext, n: int, batched: bool, backend: str = backend) -> Measure:
-            with ledger_database(backend, work) as url:
-                return ledger_plugins.ledger_enqueue(ctx, url, n, batched)
+            def enqueue(ctx: PeerContext, n: int, batched: bool, backend: str = backend) -> Measure:
+                with ledger_database(backend, work) as url:
+                    return ledger_plugins.ledger_enqueue(ctx, url, n, batched)
 
-        def run_drain(
-            ctx: PeerContext, n: int, w: int, mix: bool, backend: str = backend, name: str = name
-        ) -> Measure:
-            with ledger_database(backend, work) as url:
-                return ledger_plugins.ledger_drain(ctx, url, n, w, mix, name=name)
+            def run_drain(
+                ctx: PeerContext,
+                n: int,
+                w: int,
+                mix: bool,
+                backend: str = backend,
+                name: str = name,
+                prefetch: int | None = prefetch,
+            ) -> Measure:
+                with ledger_database(backend, work) as url:
+                    return ledger_plugins.ledger_drain(
+                        ctx, url, n, w, mix, name=name, prefetch=prefetch
+                    )
 
-        systems.append(QueueSystem(name, enqueue, run_drain))
+            systems.append(QueueSystem(name, None if prefetch else enqueue, run_drain))
     return systems
 
 

@@ -16,14 +16,17 @@ Threads, one job each:
   Redis was flushed) every ``sweep_seconds``, drops stale payload cache entries
   now and then, and in ``burst`` mode stops once the queue is empty.
 
-A worker holds at most ``concurrency + prefetch`` jobs (prefetch defaults to
-``concurrency``), so the next claim overlaps the running handlers; a claim
-waits until half of that is free (unless handlers would idle), so claims come
-in few large transactions. ``stop()`` (SIGTERM/SIGINT) stops claiming, lets the
-jobs already handed out (running or prefetched) finish, records their outcomes,
-and returns. Jobs are finished rather than handed back because the lifecycle
-can only return a job to waiting through ``failed``, which would spend an
-attempt of its budget.
+A worker holds at most ``concurrency + prefetch`` jobs, so the next claim
+overlaps the running handlers; a claim waits until half of that is free (unless
+handlers would idle), so claims come in few large transactions. The default
+prefetch follows the handler's run time (``ledger.claim_sizing``): about a
+quarter of a second of work waiting per thread, from one job per thread for
+slow jobs to 256 for fast ones; ``--prefetch N`` fixes it.
+
+``stop()`` (SIGTERM/SIGINT) stops claiming, lets the jobs already handed out
+(running or prefetched) finish, records their outcomes, and returns. Jobs are
+finished rather than handed back because the lifecycle can only return a job to
+waiting through ``failed``, which would spend an attempt of its budget.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import assert_never
 
+from ledger.claim_sizing import Prefetch
 from ledger.errors import DatabaseUnavailable, LedgerError, QueueUnavailable
 from ledger.handler import Handler, run_handler
 from ledger.lifecycle import JobStatus
@@ -62,8 +66,9 @@ class WorkerOptions:
     """How a worker runs (the CLI fills these from its flags and the settings)."""
 
     concurrency: int = 1
-    #: jobs claimed ahead of free handler threads (default: ``concurrency``); bigger
-    #: batches mean fewer SQL transactions per job, but prefetched jobs wait leased
+    #: jobs claimed ahead of free handler threads (default: adaptive, see
+    #: ``ledger.claim_sizing``); bigger batches mean fewer SQL transactions per job,
+    #: but prefetched jobs wait leased
     prefetch: int | None = None
     burst: bool = False
     #: in burst mode, delayed jobs due further ahead than this are left for another run
@@ -81,6 +86,7 @@ class WorkerOptions:
 
     @property
     def prefetch_count(self) -> int:
+        """The prefetch before any job ran (the adaptive one starts at ``concurrency``)."""
         return self.concurrency if self.prefetch is None else self.prefetch
 
 
@@ -137,6 +143,7 @@ class Worker:
         #: one claim at a time (the claimer's, or the flusher's with its outcomes)
         self._claiming = threading.Lock()
         self._held: dict[str, ClaimedJob] = {}
+        self.prefetch = Prefetch(self.options.concurrency, fixed=self.options.prefetch)
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._pool = ThreadPoolExecutor(
             max_workers=self.options.concurrency, thread_name_prefix="ledger-handler"
@@ -145,7 +152,7 @@ class Worker:
     @property
     def capacity(self) -> int:
         """Jobs held at once: one per handler thread plus the prefetched ones."""
-        return self.options.concurrency + self.options.prefetch_count
+        return self.options.concurrency + self.prefetch.count
 
     def stop(self) -> None:
         """Stop claiming; jobs already held finish and their outcomes are recorded.
@@ -286,8 +293,10 @@ class Worker:
     def _execute(self, job: ClaimedJob) -> None:
         started = time.perf_counter()
         outcome = run_handler(self.handler, job)
+        elapsed = time.perf_counter() - started
+        self.prefetch.observe(elapsed)
         if self.on_attempt is not None:
-            self.on_attempt(outcome, time.perf_counter() - started)
+            self.on_attempt(outcome, elapsed)
         self._outcomes.put(outcome)
 
     def _idle(self, batch: ClaimBatch) -> None:

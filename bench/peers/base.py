@@ -74,6 +74,8 @@ def drain(
     figures: Measure = {
         "jobs_per_s": rate(n, last - first),
         "wall_s": last - spawned,
+        # what a user waits for: from starting the workers to the last outcome
+        "wall_jobs_per_s": rate(n, last - spawned),
         "startup_s": first - spawned,
         "peak_rss_mb": peak,
     }

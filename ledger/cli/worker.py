@@ -26,7 +26,12 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=1024, help="Handler threads.")] = 1,
     prefetch: Annotated[
         int | None,
-        typer.Option(min=0, max=10_000, help="Jobs claimed ahead of free threads [concurrency]."),
+        typer.Option(
+            min=0,
+            max=10_000,
+            help="Jobs claimed ahead of free threads [adaptive: about 0.25 s of work per "
+            "thread, from --concurrency up to 256].",
+        ),
     ] = None,
     burst: Annotated[
         bool,
