@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from ledger.decisions import Place, place_of, placement_after
 from ledger.events import EventType, StoredEvent
 from ledger.lifecycle import STATUS_AFTER_EVENT
-from ledger.queue import HotQueue
-from ledger.store import EventStore
+from ledger.ports import EventLog, WorkQueue
 
 #: events after which a job waits in the log, so the relay may have to push it
 _WAITING: frozenset[EventType] = frozenset(
@@ -62,8 +61,8 @@ class RelayReport:
 class Relay:
     """Tails the log and pushes what Redis lacks."""
 
-    store: EventStore
-    queue: HotQueue
+    store: EventLog
+    queue: WorkQueue
     grace_seconds: float = 1.0
     clock: Callable[[], float] = time.monotonic
     position: int = 0

@@ -23,10 +23,10 @@ from ledger.decisions import LEASE_EXPIRED, Place, failure_events, follow_up_eve
 from ledger.errors import DatabaseUnavailable, QueueUnavailable
 from ledger.events import StoredEvent
 from ledger.lifecycle import Job, JobStatus, apply, fold
-from ledger.queue import HotQueue
+from ledger.ports import EventLog, WorkQueue
 from ledger.relay import Relay, RelayReport
 from ledger.retry import RetryPolicy
-from ledger.store import EventStore, StreamAppend
+from ledger.store import StreamAppend
 
 log = logging.getLogger("ledger.service")
 
@@ -38,8 +38,8 @@ REAP_GRACE_MS = 10_000
 class QueueRepair:
     """Reflects committed changes into Redis and repairs what Redis holds wrongly."""
 
-    store: EventStore
-    queue: HotQueue
+    store: EventLog
+    queue: WorkQueue
     policy: RetryPolicy
     rng: random.Random
     relay: Relay

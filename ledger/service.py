@@ -53,7 +53,8 @@ from ledger.errors import (
 from ledger.events import NewEvent
 from ledger.group_commit import GroupCommit
 from ledger.lifecycle import Job, JobStatus, apply, fold
-from ledger.queue import HotQueue
+from ledger.log_reader import LogReader
+from ledger.ports import EventLog, WorkQueue
 from ledger.queue.connect import build_queue
 from ledger.relay import Relay, RelayReport
 from ledger.repair import QueueRepair, folded
@@ -76,20 +77,27 @@ GROUP_COMMIT_MAX = 100
 
 @dataclass
 class Ledger:
-    """Write-side operations on settlement jobs. Build it with ``build_ledger``."""
+    """Write-side operations on settlement jobs. Build it with ``build_ledger``.
+
+    It stands on two ports (``ledger.ports``): ``store``, the log, and ``queue``,
+    the hot queue; a unit test passes in-memory ones. ``reader`` is the log's SQL
+    reader on ``engine``, for the read side (projections, audit pages).
+    """
 
     settings: Settings
     engine: Engine
-    store: EventStore
-    queue: HotQueue
+    store: EventLog
+    queue: WorkQueue
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
     relay: Relay = field(init=False)
     repairs: QueueRepair = field(init=False)
+    reader: LogReader = field(init=False)
     #: single ``enqueue`` calls of concurrent threads, committed in shared transactions
     _group: GroupCommit[PreparedEnqueue, EnqueueResult] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.reader = self.store if isinstance(self.store, LogReader) else LogReader(self.engine)
         self.relay = Relay(self.store, self.queue, grace_seconds=self.settings.relay_grace_seconds)
         self.repairs = QueueRepair(self.store, self.queue, self.policy, self.rng, self.relay)
         self._group = GroupCommit(

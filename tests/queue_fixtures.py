@@ -15,8 +15,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import fakeredis
 import pytest
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.events import EventType
 from ledger.lifecycle import Job, JobStatus, fold
+from ledger.ports import WorkQueue
 from ledger.queue import HotQueue, QueueKeys
 from ledger.queue.hotqueue import RedisClient
 from ledger.retry import RetryPolicy
@@ -32,6 +35,7 @@ from ledger.service import Ledger
 from ledger.settings import Settings
 from ledger.store import EventStore
 from tests.backends import REDIS_URL, unavailable
+from tests.memory import MemoryQueue
 from tests.redis_cluster import LocalCluster
 
 REDIS_BACKENDS = ["fakeredis", "redis", "cluster"]
@@ -58,10 +62,12 @@ def queue_name() -> str:
     return unique_queue()
 
 
-@pytest.fixture
-def redis_client(
+@contextmanager
+def redis_client_on(
     redis_backend: str, queue_name: str, request: pytest.FixtureRequest
 ) -> Iterator[RedisClient]:
+    """A client of a fresh fakeredis server, of the shared Redis, or of the local Redis
+    Cluster (the queue's keys deleted afterwards, never a flush)."""
     if redis_backend == "fakeredis":
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
         yield client
@@ -82,6 +88,41 @@ def redis_client(
     yield client
     delete_queue_keys(client, queue_name)
     client.close()
+
+
+@pytest.fixture
+def redis_client(
+    redis_backend: str, queue_name: str, request: pytest.FixtureRequest
+) -> Iterator[RedisClient]:
+    with redis_client_on(redis_backend, queue_name, request) as client:
+        yield client
+
+
+_SETS = ("ready", "delayed", "inflight")
+
+
+def holds(queue: HotQueue | MemoryQueue | WorkQueue, job_id: str) -> str | None:
+    """Which set holds the job (``ready``, ``delayed``, ``inflight``) or ``None``: what a
+    test reads with ZSCORE (the service never needs to ask)."""
+    if isinstance(queue, MemoryQueue):
+        return queue.holds(job_id)
+    assert isinstance(queue, HotQueue)
+    pipe = queue.client.pipeline(transaction=False)
+    for name in _SETS:
+        pipe.zscore(getattr(queue.keys, name), job_id)
+    for label, found_score in zip(_SETS, pipe.execute(), strict=True):
+        if found_score is not None:
+            return label
+    return None
+
+
+def score(queue: HotQueue | MemoryQueue | WorkQueue, job_id: str, where: str) -> int | None:
+    """The job's score in ``ready``/``delayed``/``inflight`` (ms), if held there."""
+    if isinstance(queue, MemoryQueue):
+        return queue.score(job_id, where)
+    assert isinstance(queue, HotQueue)
+    value: object = queue.client.zscore(getattr(queue.keys, where), job_id)
+    return None if value is None else int(cast(float, value))
 
 
 @pytest.fixture

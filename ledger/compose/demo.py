@@ -151,7 +151,7 @@ def _work(
 
 
 def _settled(ledger: Ledger, tick: Tick) -> None:
-    Projector(ledger.store).catch_up()
+    Projector(ledger.reader).catch_up()
     stats = queries.stats(ledger.engine, datetime.now(UTC))
     tick(stats.count("completed") + stats.count("dlq"))
 

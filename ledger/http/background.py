@@ -39,7 +39,7 @@ class Background:
     _worker: Worker | None = None
 
     def start(self) -> None:
-        projector = Projector(self.ledger.store)
+        projector = Projector(self.ledger.reader)
         self._spawn(
             "ledger-projector",
             lambda: projector.follow(

@@ -64,7 +64,7 @@ TokensDep = Annotated[Tokens, Depends(tokens)]
 
 def log(ledger: LedgerDep) -> LogReader:
     """The log, for reads straight from it (history, the audit page)."""
-    return ledger.store
+    return ledger.reader
 
 
 def settings(ledger: LedgerDep) -> Settings:
@@ -78,7 +78,7 @@ SettingsDep = Annotated[Settings, Depends(settings)]
 def reads(ledger: LedgerDep) -> ReadModels:
     """The live read models as of the log's head: the projection tables plus the tail
     of the log they have not folded, folded in memory. A GET writes nothing."""
-    return ReadModels(ledger.store)
+    return ReadModels(ledger.reader)
 
 
 ReadsDep = Annotated[ReadModels, Depends(reads)]

@@ -403,23 +403,3 @@ class HotQueue:
         """How many delayed jobs are due at or before ``deadline_ms`` (Redis time, ms)."""
         with translate_errors():
             return int(self.client.zcount(self.keys.delayed, "-inf", deadline_ms))
-
-    def holds(self, job_id: str) -> str | None:
-        """Which set holds the job (``ready``, ``delayed``, ``inflight``) or ``None``."""
-        with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
-            for name in self._sets:
-                pipe.zscore(name, job_id)
-            scores = pipe.execute()
-        for label, score in zip(("ready", "delayed", "inflight"), scores, strict=True):
-            if score is not None:
-                return label
-        return None
-
-    def score(self, job_id: str, where: str) -> int | None:
-        """The job's score in ``ready``/``delayed``/``inflight`` (ms), if held there."""
-        name: str = getattr(self.keys, where)
-        with translate_errors():
-            value: object = self.client.zscore(name, job_id)
-        # redis-py 5 types zscore loosely, 6+ as float | None: accept both
-        return None if value is None else int(cast(float, value))

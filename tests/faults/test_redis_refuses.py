@@ -25,7 +25,7 @@ from ledger.service import Ledger, Outcome, build_ledger
 from ledger.settings import Settings
 from tests.factories import request
 from tests.faults.conftest import QUEUE, ROOT
-from tests.queue_fixtures import OwnRedis, on_stacks
+from tests.queue_fixtures import OwnRedis, holds, on_stacks
 
 SERVICE_TOKEN = "service-token-0123456789"
 
@@ -74,9 +74,9 @@ def test_the_sweep_keeps_a_refused_job_until_redis_takes_it(
         for _ in range(3):  # sweeps while Redis refuses: each fails, none forgets the job
             with pytest.raises(QueueUnavailable):
                 refusing_ledger.sweep()
-    assert refusing_ledger.queue.holds(job_id) is None
+    assert holds(refusing_ledger.queue, job_id) is None
     refusing_ledger.sweep()
-    assert refusing_ledger.queue.holds(job_id) == "ready"
+    assert holds(refusing_ledger.queue, job_id) == "ready"
 
 
 def test_a_failed_recovery_is_tried_again_whole(
@@ -87,7 +87,7 @@ def test_a_failed_recovery_is_tried_again_whole(
     with out_of_memory(private_redis), pytest.raises(QueueUnavailable):
         refusing_ledger.sweep()
     assert refusing_ledger.sweep().recovered
-    assert refusing_ledger.queue.holds(job_id) == "ready"
+    assert holds(refusing_ledger.queue, job_id) == "ready"
 
 
 def test_enqueue_reports_a_saved_job_as_not_yet_queued(
@@ -100,7 +100,7 @@ def test_enqueue_reports_a_saved_job_as_not_yet_queued(
     assert again.job_id == result.job_id and not again.created
     assert refusing_ledger.job(result.job_id).status is JobStatus.WAITING
     refusing_ledger.sweep()
-    assert refusing_ledger.queue.holds(result.job_id) == "ready"
+    assert holds(refusing_ledger.queue, result.job_id) == "ready"
 
 
 def test_http_answers_201_queued_false_for_a_saved_job(

@@ -26,7 +26,7 @@ from ledger.request import SettlementRequest
 from ledger.service import Ledger
 from ledger.store import EnqueueResult, EventStore, PreparedEnqueue
 from tests.factories import request
-from tests.queue_fixtures import free_port, on_stacks, summarise, wait_until
+from tests.queue_fixtures import free_port, holds, on_stacks, summarise, wait_until
 
 pytestmark = on_stacks([("sqlite", "fakeredis"), ("postgres", "redis")])
 
@@ -90,7 +90,7 @@ def test_concurrent_enqueues_share_a_commit_each_with_its_own_job(
     assert len({r.job_id for r in results}) == 25
     assert sorted(enqueued_keys(ledger), key=str) == sorted(["first", *keys])
     for result in results:
-        assert ledger.queue.holds(result.job_id) == "ready"
+        assert holds(ledger.queue, result.job_id) == "ready"
     assert summarise(ledger.store).duplicated == {}
 
 

@@ -14,7 +14,7 @@ from ledger.events import EventType
 from ledger.lifecycle import JobStatus
 from ledger.service import Ledger, Outcome
 from tests.factories import request
-from tests.queue_fixtures import delete_queue_keys, on_stacks, summarise
+from tests.queue_fixtures import delete_queue_keys, holds, on_stacks, summarise
 
 LEASE = timedelta(seconds=30)
 
@@ -36,7 +36,7 @@ def test_outcomes_and_the_next_claim_share_one_append(ledger: Ledger) -> None:
     tail = [e for e in ledger.store.read_all() if e.type is not EventType.ENQUEUED][2:]
     # completed, failed, requeued and two attempted: one batch, one time stamp
     assert len(tail) == 5 and len({e.occurred_at for e in tail}) == 1
-    assert ledger.queue.holds(first[0].id) is None
+    assert holds(ledger.queue, first[0].id) is None
     summary = summarise(ledger.store)
     assert summary.duplicated == {}
 
@@ -59,7 +59,7 @@ def test_a_job_claimed_while_its_outcome_is_recorded_is_repaired(ledger: Ledger)
     results, claimed = ledger.exchange("w1", [Outcome(held)], 5, LEASE)
     assert results[0].state is not None and results[0].state.status is JobStatus.COMPLETED
     assert claimed.jobs == []
-    assert ledger.queue.holds(job_id) is None
+    assert holds(ledger.queue, job_id) is None
     assert [e.type for e in ledger.store.read_stream(job_id)] == [
         EventType.ENQUEUED,
         EventType.ATTEMPTED,

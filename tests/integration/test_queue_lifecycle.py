@@ -17,7 +17,7 @@ from ledger.health import check_health
 from ledger.lifecycle import JobStatus
 from ledger.service import ClaimedJob, Ledger, Outcome
 from tests.factories import request
-from tests.queue_fixtures import delete_queue_keys, on_stacks, summarise, wait_until
+from tests.queue_fixtures import delete_queue_keys, holds, on_stacks, score, summarise, wait_until
 
 STACKS = [
     ("sqlite", "fakeredis"),
@@ -60,18 +60,18 @@ def assert_legal_histories(ledger: Ledger) -> None:
 
 def test_success(ledger: Ledger) -> None:
     job_id = enqueue(ledger)
-    assert ledger.queue.holds(job_id) == "ready"
+    assert holds(ledger.queue, job_id) == "ready"
     held = claim_one(ledger)
     assert (held.id, held.attempt, held.idempotency_key) == (job_id, 1, "k1")
     assert held.request.amount == 10_000
-    assert ledger.queue.holds(job_id) == "inflight"
+    assert holds(ledger.queue, job_id) == "inflight"
     done = ledger.complete(held, 1)
     assert done.status is JobStatus.COMPLETED
     assert types(ledger, job_id) == ["enqueued", "attempted", "completed"]
     attempted = ledger.store.read_stream(job_id)[1]
     assert attempted.actor == "w1"
     assert set(attempted.data) == {"attempt", "lease_until"}
-    assert ledger.queue.holds(job_id) is None
+    assert holds(ledger.queue, job_id) is None
     assert ledger.queue.cached([job_id]) == {}
     assert_legal_histories(ledger)
 
@@ -125,7 +125,7 @@ def test_failures_until_dead_lettered(ledger: Ledger) -> None:
     assert state.attempts == state.max_attempts == 3
     last = ledger.store.read_stream(job_id)[-1]
     assert (last.type, last.data) == (EventType.DEAD_LETTERED, {"attempt": 3, "reason": "boom 3"})
-    assert ledger.queue.holds(job_id) is None
+    assert holds(ledger.queue, job_id) is None
     assert ledger.claim("w1", 5, LEASE) == []
     assert_legal_histories(ledger)
 
@@ -163,7 +163,7 @@ def test_delayed_job_is_claimable_only_after_its_due_time(ledger: Ledger) -> Non
     job_id = enqueue(ledger, delay=timedelta(seconds=1))
     due_at = ledger.job(job_id).due_at
     assert due_at is not None
-    assert ledger.queue.holds(job_id) == "delayed"
+    assert holds(ledger.queue, job_id) == "delayed"
     assert ledger.claim("w1", 5, LEASE) == []
     held = claim_eventually(ledger, "the delay to pass")
     assert held.id == job_id
@@ -198,7 +198,7 @@ def test_reap_leaves_a_job_whose_worker_finished_first(ledger: Ledger) -> None:
     ledger.queue.restore([(job_id, 1)])  # a stale in-flight entry (say, a lost ack)
     wait_until(lambda: ledger.queue.depths().expired_leases == 1, 5, "expiry")
     assert ledger.reap() == 0
-    assert ledger.queue.holds(job_id) is None
+    assert holds(ledger.queue, job_id) is None
     assert types(ledger, job_id) == ["enqueued", "attempted", "completed"]
 
 
@@ -266,12 +266,12 @@ def test_recover_rebuilds_the_queue_from_the_log(ledger: Ledger) -> None:
 
     report = ledger.recover()
     assert report.live == 4  # running, dead, waiting, delayed
-    assert ledger.queue.holds(running.id) == "inflight"
-    assert ledger.queue.score(running.id, "inflight") == _ms(running.lease_until)
-    assert ledger.queue.holds(waiting) == "ready"
-    assert ledger.queue.holds(delayed) == "delayed"
-    assert ledger.queue.holds(dead) is None
-    assert ledger.queue.holds(done) is None
+    assert holds(ledger.queue, running.id) == "inflight"
+    assert score(ledger.queue, running.id, "inflight") == _ms(running.lease_until)
+    assert holds(ledger.queue, waiting) == "ready"
+    assert holds(ledger.queue, delayed) == "delayed"
+    assert holds(ledger.queue, dead) is None
+    assert holds(ledger.queue, done) is None
     assert not ledger.queue.looks_flushed()
     again = ledger.recover()
     assert (again.pushed, again.restored) == (0, 0)
@@ -292,10 +292,10 @@ def test_sweep_pushes_what_a_crash_left_out(ledger: Ledger) -> None:
     ledger.recover()
     # the enqueue commits, then the process dies before its Redis push
     job_id = ledger.store.enqueue(request(idempotency_key="lost"), max_attempts=3).job_id
-    assert ledger.queue.holds(job_id) is None
+    assert holds(ledger.queue, job_id) is None
     report = ledger.sweep()
     assert report.pushed == 1
-    assert ledger.queue.holds(job_id) == "ready"
+    assert holds(ledger.queue, job_id) == "ready"
     assert ledger.sweep().pushed == 0
 
 
@@ -305,7 +305,7 @@ def test_sweep_recovers_after_a_flush(ledger: Ledger) -> None:
     delete_queue_keys(ledger.queue.client, ledger.queue.keys.queue)
     report = ledger.sweep()
     assert report.recovered and report.pushed == 1
-    assert ledger.queue.holds(job_id) == "ready"
+    assert holds(ledger.queue, job_id) == "ready"
 
 
 def test_claim_repairs_a_stale_cache_entry(ledger: Ledger) -> None:
@@ -315,7 +315,7 @@ def test_claim_repairs_a_stale_cache_entry(ledger: Ledger) -> None:
     ledger.queue.cache([stale])  # an old snapshot, as a lost write would leave
     ledger.queue.move([(job_id, 0)])
     assert ledger.claim("w1", 1, LEASE) == []
-    assert ledger.queue.holds(job_id) is None
+    assert holds(ledger.queue, job_id) is None
     assert types(ledger, job_id) == ["enqueued", "attempted", "completed"]
 
 

@@ -20,6 +20,7 @@ from tests.queue_fixtures import (
     OwnRedis,
     delete_queue_keys,
     free_port,
+    holds,
     start_redis,
     summarise,
     wait_until,
@@ -136,7 +137,7 @@ def test_dlq_requeue(run: Run, ledger: Ledger) -> None:
     assert orjson.loads(done.stdout) == {"jobId": job_id, "status": "waiting", "version": 5}
     event = ledger.store.read_stream(job_id)[-1]
     assert (event.actor, event.data["reason"], event.data["source"]) == ("alice", "fixed", "dlq")
-    assert ledger.queue.holds(job_id) == "ready"
+    assert holds(ledger.queue, job_id) == "ready"
     again = run("dlq", "requeue", job_id, **redis_env)
     assert again.returncode == 2
     assert again.stderr.startswith("error: ") and "not dead-lettered" in again.stderr
@@ -149,7 +150,7 @@ def test_recover_cli_rebuilds_the_queue(run: Run, ledger: Ledger) -> None:
     done = run("recover", **_redis_env(ledger))
     assert done.returncode == 0, done.stderr
     assert "1 live jobs, 1 pushed" in done.stdout
-    assert ledger.queue.holds(job_id) == "ready"
+    assert holds(ledger.queue, job_id) == "ready"
 
 
 def test_bad_handler_is_one_clear_line(run: Run) -> None:

@@ -1,0 +1,1 @@
+"""One contract suite per port (``ledger.ports``), run on every implementation."""
