@@ -278,7 +278,8 @@ def main() -> None:
         for backend in args.backend or ["sqlite", "postgres"]:
             result["backends"].append(measure_backend(args, backend, Path(folder)))
     result["machine"]["load_after"] = os.getloadavg()
-    name = f"http_enqueue-{stamp}{'-' + args.tag if args.tag else ''}.json"
+    # the latest result of this workload (and tag): older ones are in git history
+    name = f"http_enqueue{'-' + args.tag if args.tag else ''}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote bench/results/{name}")
     for item in result["backends"]:

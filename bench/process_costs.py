@@ -189,7 +189,7 @@ def main() -> None:
             print(backend, json.dumps(figures["append_lock"]))
             result["backends"][backend] = figures
     result["load_after"] = os.getloadavg()
-    name = f"process_costs-{stamp}.json"
+    name = "process_costs.json"  # the latest result: older ones are in git history
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote bench/results/{name}")
 

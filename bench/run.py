@@ -1,7 +1,8 @@
 """Run the benchmarks: ``python -m bench.run [--quick] [--only WORKLOAD] [--backend B]``.
 
-Writes ``bench/results/<UTC date-time>.json`` (every run of every workload, the
-medians, the machine and versions) and ``.md`` (the tables). See bench/README.md.
+Keeps the latest result of each workload: ``bench/results/<workload>.json`` (every
+run of it, the medians, the machine and versions; ``bench.latest``) and
+``bench/results/latest.md`` (the tables). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 
 from bench.common import ROOT, Sizes
+from bench.latest import save
 from bench.peers.base import PeerContext
 from bench.report import markdown
 from bench.sections import PEERS, Run, big_log_section, ledger_systems, log_section, queue_section
@@ -140,13 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - clock, 1)
     # other work on the machine skews every figure; ratios in one run skew least
     meta["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    document = {**meta, "outcomes": [o.as_dict() for o in run.outcomes]}
-    (RESULTS / f"{stem}.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    text = markdown(run.outcomes, meta)
-    (RESULTS / f"{stem}.md").write_text(text)
+    written = save(meta, run.outcomes, quick=args.quick)
     partial.unlink(missing_ok=True)
-    print(text)
-    log(f"wrote bench/results/{stem}.json and .md")
+    print(markdown(run.outcomes, meta))
+    log("wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
     return 0
 
 

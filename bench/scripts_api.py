@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures))
         return 0
     report = run(args)
-    out = ROOT / "bench" / "results" / f"scripts_api-{report['when']}-{report['backend']}.json"
+    out = ROOT / "bench" / "results" / f"scripts_api-{report['backend']}.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(
         f"{report['events']} events, {args.rounds} rounds interleaved: API "
