@@ -22,6 +22,14 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+@app.callback()
+def _group() -> None:
+    # a group even when one command is registered: ``ledger.cli.main`` imports only the
+    # named command's module, and Typer runs a lone command without its name
+    pass
+
+
 console = Console()
 err_console = Console(stderr=True)
 

@@ -37,6 +37,20 @@ def test_every_command_is_mapped_to_the_modules_that_register_it() -> None:
     assert {name: tuple(sorted(m)) for name, m in COMMANDS.items()} == registered()
 
 
+def test_each_command_runs_with_only_its_modules_imported() -> None:
+    """``ledger NAME --help`` for every command, each in a fresh process (a lone command
+    registered must still be called by its name)."""
+    for name in COMMANDS:
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger.cli.main", name, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"ledger {name} --help: {done.stdout}{done.stderr}"
+        assert f"ledger {name}" in done.stdout
+
+
 def test_a_worker_does_not_import_the_http_server_or_alembic() -> None:
     code = (
         "import sys; from ledger.cli.main import register; register(['worker', '--help']); "
