@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL of the event log (SQLite file or PostgreSQL).",
     )
+    audit_database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a streaming replica of the log for auditors' reads "
+        "(history, events, stats as of, verify, reconcile, checkpoint); unset: the primary.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis URL of the hot queue; unset means in-process fakeredis.",
@@ -106,6 +111,11 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         business_zone(value)
         return value
+
+    @property
+    def audit_url(self) -> str:
+        """Where auditors read: ``LEDGER_AUDIT_DATABASE_URL``, else the log itself."""
+        return self.audit_database_url or self.database_url
 
     @property
     def business_zone(self) -> ZoneInfo:

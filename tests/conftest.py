@@ -44,6 +44,7 @@ def store(engine: Engine) -> EventStore:
 
 
 # queue fixtures (fakeredis | real Redis, one queue per test, a wired Ledger)
+from tests.pg_replica import pg_replica  # noqa: E402, F401
 from tests.queue_fixtures import (  # noqa: E402, F401
     hot_queue,
     ledger,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
+from ledger.db import create_engine
+from ledger.replica import replica_lag
 from ledger.settings import Settings
 
 app = typer.Typer(
@@ -32,6 +36,31 @@ def _group() -> None:
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+@contextmanager
+def audit_engine(settings: Settings) -> Iterator[Engine]:
+    """The engine auditors read from: ``LEDGER_AUDIT_DATABASE_URL`` (a streaming replica),
+    else the log itself. After the read, a replica's lag goes to stderr (stdout stays clean).
+    """
+    engine = create_engine(settings.audit_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        yield engine
+        if settings.audit_database_url is not None:
+            report_lag(engine, settings)
+    finally:
+        engine.dispose()
+
+
+def report_lag(replica: Engine, settings: Settings) -> None:
+    """One stderr line: how far the replica that answered is behind the primary."""
+    primary = create_engine(settings.database_url)
+    try:
+        lag = replica_lag(replica, primary)
+    finally:
+        primary.dispose()
+    line = "read from LEDGER_AUDIT_DATABASE_URL (not a standby)" if lag is None else lag.describe()
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def load_settings() -> Settings:

@@ -39,7 +39,14 @@ from ledger.audit.statement import (
 )
 from ledger.audit.verify import DEFAULT_MAX_FINDINGS, AnchorStatus, VerifyResult, verify_log
 from ledger.business_time import parse_moment
-from ledger.cli.app import app, console, err_console, load_settings, print_json
+from ledger.cli.app import (
+    app,
+    audit_engine,
+    console,
+    err_console,
+    load_settings,
+    print_json,
+)
 from ledger.compose.reconcile import (
     CheckResult,
     ReconcileCheck,
@@ -59,6 +66,7 @@ from ledger.text import check_text
 
 @contextmanager
 def _engine(settings: Settings) -> Iterator[Engine]:
+    """The primary (for ``roles``, which writes); auditors' reads use ``audit_engine``."""
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         yield engine
@@ -106,7 +114,7 @@ def verify(
     anchors: dict[int, str] = {}
     if checkpoint is not None:
         anchors = checkpoints.anchors(checkpoints.read_checkpoint(checkpoint, _key(settings)))
-    with _engine(settings) as engine:
+    with audit_engine(settings) as engine:
         total = EventStore(engine).head().position
         with _progress("verifying") as progress:
             task = progress.add_task("verify", total=max(total - from_position + 1, 0))
@@ -235,7 +243,7 @@ def checkpoint(
     """
     settings = load_settings()
     key = _key(settings)
-    with _engine(settings) as engine:
+    with audit_engine(settings) as engine:
         head = checkpoints.take_checkpoint(engine, datetime.now(UTC))
     text = checkpoints.dumps(checkpoints.sign(head, key))
     if output is None:
@@ -290,7 +298,7 @@ def events(
         to_time=_parse_time(to_time, "--to"),
         types=tuple(event_type or ()),
     )
-    with _engine(settings) as engine:
+    with audit_engine(settings) as engine:
         rows = iter_events(engine, filters, after=after, limit=limit)
         try:
             # piped tables are not cut to 80 columns
@@ -369,7 +377,7 @@ def reconcile_command(
         lines = _read_statement(statement)
         period = _period(lines, period_from, period_to, settings)
         checks.append(statement_check(lines, period=period, tolerance=timedelta(seconds=tolerance)))
-    with _engine(settings) as engine, translate_errors():
+    with audit_engine(settings) as engine, translate_errors():
         report = reconcile(engine, checks)
     if as_json:
         print_json(report.as_dict())

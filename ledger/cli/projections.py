@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.business_time import parse_moment
-from ledger.cli.app import app, console, err_console, load_settings, print_json
+from ledger.cli.app import app, audit_engine, console, err_console, load_settings, print_json
 from ledger.db import create_engine
 from ledger.errors import DatabaseUnavailable, InvalidRequest
 from ledger.events import StoredEvent, format_time
@@ -60,6 +60,13 @@ def open_store() -> Iterator[EventStore]:
         yield EventStore(engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def open_audit_log() -> Iterator[EventStore]:
+    """The log where auditors read (LEDGER_AUDIT_DATABASE_URL, else the primary); reads only."""
+    with audit_engine(load_settings()) as engine:
+        yield EventStore(engine)
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -127,11 +134,12 @@ def stats(
 ) -> None:
     """Queue statistics: jobs and amounts waiting, delayed, processing, in the DLQ, completed."""
     moment = parse_time(as_of, "--as-of") if as_of else None
-    with open_store() as store:
-        if moment is None:
+    if moment is None:
+        with open_store() as store:
             result = ReadModels(store).stats(datetime.now(UTC))
-        else:
-            # folded in memory: a read-only role (or a hot standby) can ask too
+    else:
+        # folded in memory: a read-only role, or the auditors' hot standby, can ask too
+        with open_audit_log() as store:
             result = in_memory.stats_as_of(store, moment)
     if as_json:
         # the queue's health is a fact of now, not of the moment asked about
@@ -181,7 +189,7 @@ def history(
     Text that is not printable (an escape code in an old reason) is shown escaped.
     """
     check_text(job_id, "job id", max_length=MAX_JOB_ID_LENGTH)
-    with open_store() as store:
+    with open_audit_log() as store:
         found = histories.history(store, job_id)
     if as_json:
         print_json(found.as_api())

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger.compose.metrics import Metrics
+from ledger.db import create_engine
 from ledger.http import errors
 from ledger.http.auth import TokenGate, parse_tokens
 from ledger.http.background import Background
@@ -28,6 +29,9 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
     the server and stopped with it.
     """
 
+    url = ledger.settings.audit_database_url
+    audit_engine = None if url is None else create_engine(url)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if background is not None:
@@ -37,6 +41,8 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
         finally:
             if background is not None:
                 background.stop()
+            if audit_engine is not None:
+                audit_engine.dispose()
 
     app = FastAPI(
         title="Settlement ledger",
@@ -53,7 +59,9 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
     registry = background.metrics if background is not None else Metrics()
     registry.watch(ledger)
     # routes get these through ledger.http.deps, never from the state itself
-    app.state.wiring = Wiring(ledger=ledger, metrics=registry, tokens=tokens)
+    app.state.wiring = Wiring(
+        ledger=ledger, metrics=registry, tokens=tokens, audit_engine=audit_engine
+    )
     # the last added runs first: the token is checked before the body is read
     app.add_middleware(BodyGuard, max_bytes=ledger.settings.max_body_bytes)
     app.add_middleware(TokenGate, tokens=tokens)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from sqlalchemy.engine import Engine
 
 from ledger.compose.metrics import Metrics
 from ledger.http.roles import Role
 from ledger.log_reader import LogReader
+from ledger.replica import replica_lag
 from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.reads import ReadModels
@@ -31,6 +33,8 @@ class Wiring:
     ledger: Ledger
     metrics: Metrics
     tokens: Tokens
+    #: where auditors read: a streaming replica (``LEDGER_AUDIT_DATABASE_URL``), else None
+    audit_engine: Engine | None = None
 
 
 def wiring(request: Request) -> Wiring:
@@ -62,9 +66,26 @@ MetricsDep = Annotated[Metrics, Depends(metrics)]
 TokensDep = Annotated[Tokens, Depends(tokens)]
 
 
-def log(ledger: LedgerDep) -> LogReader:
-    """The log, for reads straight from it (history, the audit page)."""
-    return ledger.reader
+#: response header of an auditor's read from the replica: how far behind it answered
+LAG_HEADER = "Ledger-Replica-Lag"
+
+
+def log(wired: WiringDep, response: Response) -> LogReader:
+    """The log, for reads straight from it (history, the audit page).
+
+    With ``LEDGER_AUDIT_DATABASE_URL`` set, the auditors' replica: the answer
+    carries its lag (``Ledger-Replica-Lag: bytesBehind=…; secondsSinceReplay=…``).
+    """
+    if wired.audit_engine is None:
+        return wired.ledger.reader
+    lag = replica_lag(wired.audit_engine, wired.ledger.engine)
+    if lag is not None:
+        since = lag.seconds_since_replay
+        response.headers[LAG_HEADER] = (
+            f"bytesBehind={lag.bytes_behind}; "
+            f"secondsSinceReplay={'none' if since is None else f'{since:.3f}'}"
+        )
+    return LogReader(wired.audit_engine)
 
 
 def settings(ledger: LedgerDep) -> Settings:
