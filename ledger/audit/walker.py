@@ -26,15 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import orjson
-
 from ledger.audit.chain import RawRow, RawValues, RowReader, seal
+from ledger.audit.damage import columns_problem, explain_break, request_matches
 from ledger.audit.problems import Problem, ProblemKind, anchor_missing, rewritten
 from ledger.events import GENESIS_HASH, EventType, sealed_hash
 from ledger.lifecycle import TERMINAL, TRANSITIONS, JobStatus
-
-#: how far around its position a failing row is tried, to tell "moved" from "modified"
-_MOVE_WINDOW = 16
 
 #: the lifecycle's transition table with plain-string keys (enum hashing is slow per row)
 _NEXT: Mapping[tuple[str | None, str], str] = {
@@ -48,9 +44,6 @@ _ENQUEUED = EventType.ENQUEUED.value
 _STATUS_AFTER: Mapping[str, JobStatus] = {
     event_type.value: status for (_, event_type), status in TRANSITIONS.items()
 }
-
-#: columns copied from the request on ``enqueued`` rows, outside the hash
-_REQUEST_COLUMNS = ("user_id", "place_id", "mission_id", "idempotency_key")
 
 #: "no anchor ahead" for the fast path's bound
 _NO_ANCHOR = float("inf")
@@ -220,7 +213,7 @@ class Walker:
                 and (
                     user_id is None and place_id is None and mission_id is None and key is None
                     if kind != enqueued
-                    else _request_matches(data, user_id, place_id, mission_id, key)
+                    else request_matches(data, user_id, place_id, mission_id, key)
                 )
             ):
                 state = jobs.get(job_id)
@@ -277,7 +270,7 @@ class Walker:
         problem = (
             self._chain(row, sealed)
             or self._time_form(row)
-            or self._columns(row)
+            or columns_problem(row)
             or (self._time(row) if sealed else None)
         )
         anchor = self._anchor(row)
@@ -305,105 +298,8 @@ class Walker:
 
     def _explain_break(self, row: RawRow, sealed: bool) -> Problem:
         """The chain breaks at ``row``: say where the damage starts and what it is."""
-        sealed_at = row.position if sealed else self._sealed_position(row)
-        if sealed_at is None:
-            following = self.reader.after(row.position)
-            if following is not None and following.prev_hash == self.last_hash:
-                return Problem(
-                    row.position,
-                    ProblemKind.INSERTED,
-                    f"event at position {row.position} (job {row.job_id}) seals nothing, "
-                    f"and the next event links past it",
-                )
-            return Problem(
-                row.position,
-                ProblemKind.MODIFIED,
-                f"event at position {row.position} (job {row.job_id}, version {row.version}) "
-                "no longer matches its hash: a stored field was changed",
-            )
-        if self.walked_any and row.prev_hash == self.hash_before_last:
-            return Problem(
-                self.last_position,
-                ProblemKind.INSERTED,
-                f"event at position {self.last_position} is not part of the chain: the event "
-                f"at position {row.position} links past it",
-            )
-        if sealed_at != row.position:
-            return Problem(
-                row.position,
-                ProblemKind.OUT_OF_ORDER,
-                f"the event sealed at position {sealed_at} (job {row.job_id}, version "
-                f"{row.version}) stands at position {row.position}",
-            )
-        return self._explain_broken_link(row)
-
-    def _explain_broken_link(self, row: RawRow) -> Problem:
-        """``row`` is intact where it stands but seals a predecessor that is not there."""
-        if row.position > self.last_position + 1:
-            first, last = self.last_position + 1, row.position - 1
-            span = f"position {first}" if first == last else f"positions {first}..{last}"
-            return Problem(
-                first,
-                ProblemKind.MISSING,
-                f"event(s) at {span} are gone: the event at position {row.position} seals a "
-                "predecessor that is no longer in the log",
-            )
-        if self.last_position >= 1:
-            return Problem(
-                self.last_position,
-                ProblemKind.MODIFIED,
-                f"event at position {self.last_position} was rewritten (its hash was "
-                f"recomputed): the event at position {row.position} sealed a different one",
-            )
-        return Problem(
-            row.position,
-            ProblemKind.MODIFIED,
-            f"event at position {row.position} does not start the chain (its prev_hash is "
-            "not the genesis hash)",
-        )
-
-    def _sealed_position(self, row: RawRow) -> int | None:
-        """Where a row that fails its own position was sealed, if anywhere near or linked."""
-        candidates: list[int] = []
-        if row.prev_hash == GENESIS_HASH:
-            candidates.append(1)
-        else:
-            predecessor = self.reader.with_hash(row.prev_hash)
-            if predecessor is not None:
-                candidates.append(predecessor.position + 1)
-        for offset in range(1, _MOVE_WINDOW + 1):
-            candidates.extend((row.position - offset, row.position + offset))
-        for position in candidates:
-            if (
-                position >= 1
-                and position != row.position
-                and seal(row, position=position) == row.hash
-            ):
-                return position
-        return None
-
-    def _columns(self, row: RawRow) -> Problem | None:
-        """The query columns outside the hash must agree with the sealed request."""
-        stored = (row.user_id, row.place_id, row.mission_id, row.idempotency_key)
-        if row.type != _ENQUEUED:
-            expected: tuple[object, ...] = (None, None, None, None)
-        else:
-            try:
-                request = orjson.loads(row.data)["request"]
-                expected = tuple(request.get(name) for name in _REQUEST_COLUMNS)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                return Problem(row.position, ProblemKind.MODIFIED, "enqueued event has no request")
-        if stored == expected:
-            return None
-        name, value, sealed = next(
-            (n, v, e) for n, v, e in zip(_REQUEST_COLUMNS, stored, expected, strict=True) if v != e
-        )
-        return Problem(
-            row.position,
-            ProblemKind.MODIFIED,
-            f"column {name} of the event at position {row.position} was changed "
-            f"({value!r}, the sealed event says {sealed!r})",
-        )
+        before = self.hash_before_last if self.walked_any else None
+        return explain_break(self.reader, row, sealed, self.last_position, self.last_hash, before)
 
     def _time_form(self, row: RawRow) -> Problem | None:
         """SQLite keeps time as text: only the one canonical form is the time that was sealed."""
@@ -505,19 +401,3 @@ class Walker:
 def time_order(text: str) -> tuple[int, str]:
     """Sort key of a ``format_time`` text: its year is unpadded, so longer years are later."""
     return text.index("-"), text
-
-
-def _request_matches(
-    data: str, user_id: str | None, place_id: str | None, mission_id: str | None, key: str | None
-) -> bool:
-    """The fast form of ``Walker._columns`` on an ``enqueued`` row: True when they plainly agree."""
-    try:
-        request = orjson.loads(data)["request"]
-        return bool(
-            request.get("user_id") == user_id
-            and request.get("place_id") == place_id
-            and request.get("mission_id") == mission_id
-            and request.get("idempotency_key") == key
-        )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return False

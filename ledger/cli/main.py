@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "history": ("projections",),
     "init": ("log",),
     "project": ("projections",),
-    "reconcile": ("audit",),
+    "reconcile": ("reconcile",),
     "recover": ("worker",),
     "replay": ("projections",),
     "roles": ("audit",),
