@@ -269,14 +269,6 @@ class LogReader:
         at = self.position_at(until_time)
         return at if until_position is None else min(at, until_position)
 
-    def job_id_for_key(self, idempotency_key: str) -> str | None:
-        """The job an idempotency key belongs to, if any."""
-        query = sa.select(events_table.c.job_id).where(
-            events_table.c.idempotency_key == idempotency_key
-        )
-        with self._reading() as conn:
-            return conn.execute(query).scalar_one_or_none()
-
     def versions(self, job_ids: Sequence[str]) -> dict[str, int]:
         """Current stream version of each job (jobs with no events are left out)."""
         with self._reading() as conn:

@@ -88,10 +88,6 @@ class VerifyResult:
         """No finding, and at least one event checked: checking nothing is not a pass."""
         return not self.findings and self.checked > 0
 
-    @property
-    def anchors_matched(self) -> int:
-        return sum(status is AnchorStatus.MATCHED for status in self.anchors.values())
-
 
 def verify_log(
     engine: Engine,

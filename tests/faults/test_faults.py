@@ -136,8 +136,9 @@ def test_crash_between_commit_and_push_is_swept(
         check=False,
     )
     assert crashed.returncode == 3, crashed.stderr
-    job_id = fault_ledger.store.job_id_for_key("crash-key")
-    assert job_id is not None
+    keyed = [e.job_id for e in fault_ledger.reader.read_all() if e.idempotency_key == "crash-key"]
+    assert len(keyed) == 1
+    job_id = keyed[0]
     wait_until(lambda: fault_ledger.job(job_id).status is JobStatus.COMPLETED, 60, "the swept job")
     assert worker.stop()["completed"] == 1
     assert_exactly_once(fault_ledger, {job_id})
