@@ -25,7 +25,13 @@ from ledger.lifecycle import Job
 from ledger.log_reader import LogHead
 from ledger.queue import Claim, Depths
 from ledger.request import SettlementRequest
-from ledger.store import AppendResult, EnqueueResult, PreparedEnqueue, StreamAppend
+from ledger.store import (
+    AppendResult,
+    EnqueueResult,
+    LiveCheckpoint,
+    PreparedEnqueue,
+    StreamAppend,
+)
 
 
 class EventLog(Protocol):
@@ -87,6 +93,14 @@ class EventLog(Protocol):
 
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``, in order."""
+        ...
+
+    def live_checkpoint(self) -> LiveCheckpoint | None:
+        """The last recovery's live jobs and log position (None before the first)."""
+        ...
+
+    def save_live_checkpoint(self, position: int, job_ids: Sequence[str]) -> bool:
+        """Replace the checkpoint unless a later one stands (then False)."""
         ...
 
 

@@ -6,11 +6,13 @@ when), failed, or finished. Idempotent pushes put it there. Nothing is ever
 moved or removed here, only added where missing, so running the relay next to
 live workers is safe: a job already ready, delayed or in flight stays where it is.
 
-* ``recover`` reads the last event of every job not completed, page by page
-  (``EventStore.unfinished``: one walk of the log, one index probe per
-  candidate), and pushes every live job: at worker start, after Redis lost
-  its keys, and from ``ledger recover``. It reads nothing else, so start-up costs one walk
-  of the log's index and the pushes, not a fold of the whole log.
+* ``recover`` reads the last event of every job not completed and pushes every
+  live job: at worker start, after Redis lost its keys, and from ``ledger
+  recover``. The first one walks the log (``EventStore.unfinished``: one
+  index probe per candidate); each writes a checkpoint (the unfinished jobs as
+  of the head it read, ``recovery_checkpoint``), so the next reads those jobs'
+  last events and the log after that position only: a worker's start-up costs
+  what changed since the last recovery, not the size of the log.
 * ``sweep`` tails the log from the last position it read (job ids and event
   types only) and pushes the jobs a change left waiting, once they have been
   unseen in Redis for a grace period (the writer normally pushes them itself
@@ -31,14 +33,24 @@ Memory holds one page, and the jobs changed within the grace period.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ledger.decisions import Place, place_of, placement_after
+from ledger.errors import LedgerError
 from ledger.events import EventType, StoredEvent
-from ledger.lifecycle import STATUS_AFTER_EVENT
+from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.ports import EventLog, WorkQueue
+from ledger.store import LiveCheckpoint
+
+log = logging.getLogger("ledger.relay")
+
+#: events that finish a job (nothing of it stays in Redis; ``EventLog.unfinished`` skips them)
+_FINISHED: frozenset[EventType] = frozenset(
+    event for event, status in STATUS_AFTER_EVENT.items() if status in TERMINAL
+)
 
 #: events after which a job waits in the log, so the relay may have to push it
 _WAITING: frozenset[EventType] = frozenset(
@@ -82,28 +94,82 @@ class Relay:
                 return changed
 
     def recover(self) -> RelayReport:
-        """Rebuild the hot queue from the last event of every unfinished job; idempotent."""
+        """Rebuild the hot queue from the last event of every unfinished job; idempotent.
+
+        From the recovery checkpoint when there is one: the jobs unfinished as of
+        its position, and the jobs changed since, so a worker's start-up reads
+        what changed since the last recovery, not the whole log. The first
+        recovery walks the log. Each one that pushed everything moves the
+        checkpoint to the head it read up to.
+        """
         # Jobs changed after this head are left to their writers, which reflect them
         # in Redis after their commit, and to the sweep, which tails from here: a
         # lease granted meanwhile and already ended must not be restored.
         # The relay's own position and pending jobs change only once every push is
         # acknowledged: a recovery that fails halfway is tried again whole.
         head = self.store.head().position
-        live = pushed = restored = 0
-        after = 0
-        while True:
-            page = self.store.unfinished(after, self.page_size, until=head)
+        checkpoint = self.store.live_checkpoint()
+        if checkpoint is None or checkpoint.position > head:
+            pages = self._walk(head)
+        else:
+            pages = self._since(checkpoint, head)
+        unfinished: list[str] = []
+        pushed = restored = 0
+        for page in pages:  # memory holds one page of events, and the unfinished jobs' ids
             page_pushed, page_restored = self._push(page)
-            live += len(page)
+            unfinished += [event.job_id for event in page]
             pushed += page_pushed
             restored += page_restored
-            if len(page) < self.page_size:
-                break
-            after = page[-1].position
         self.queue.mark_recovered()
         self.position = head
         self.pending.clear()
-        return RelayReport(self.position, live, pushed, restored, recovered=True)
+        self._save_checkpoint(head, unfinished)
+        return RelayReport(self.position, len(unfinished), pushed, restored, recovered=True)
+
+    def _walk(self, head: int) -> Iterator[list[StoredEvent]]:
+        """The last event of every unfinished job up to ``head``: one walk of the log."""
+        after = 0
+        while True:
+            page = self.store.unfinished(after, self.page_size, until=head)
+            yield page
+            if len(page) < self.page_size:
+                return
+            after = page[-1].position
+
+    def _since(self, checkpoint: LiveCheckpoint, head: int) -> Iterator[list[StoredEvent]]:
+        """``_walk``'s answer from the checkpoint and the log after its position.
+
+        A job unfinished at ``head`` either changed after the checkpoint (the
+        tail says so, and whether its last change finished it) or did not, and
+        then it was unfinished at the checkpoint's position already.
+        """
+        last: dict[str, EventType] = {}
+        after = checkpoint.position
+        while after < head:
+            page = self.store.changes_after(after, self.page_size)
+            for position, job_id, kind in page:
+                if position <= head:
+                    last[job_id] = kind
+            if len(page) < self.page_size:
+                break
+            after = page[-1][0]
+        candidates = [job_id for job_id in checkpoint.job_ids if job_id not in last]
+        candidates += [job_id for job_id, kind in last.items() if kind not in _FINISHED]
+        for start in range(0, len(candidates), self.page_size):
+            events = self.store.latest_events(candidates[start : start + self.page_size])
+            # a job changed after ``head`` (since the tail was read) is left out, as
+            # ``_walk`` leaves it out: its writer reflects it, the sweep tails from ``head``
+            yield sorted(
+                (e for e in events.values() if e.position <= head and e.type not in _FINISHED),
+                key=lambda event: event.position,
+            )
+
+    def _save_checkpoint(self, head: int, job_ids: list[str]) -> None:
+        """Move the checkpoint to ``head``; a failure costs the next start-up a longer read."""
+        try:
+            self.store.save_live_checkpoint(head, job_ids)
+        except LedgerError as error:
+            log.warning("recovery checkpoint not saved (%s); recovery stands", error.message)
 
     def sweep(self) -> RelayReport:
         """Catch up with the log and push jobs left waiting, unseen for ``grace_seconds``.

@@ -79,3 +79,21 @@ events = sa.Table(
     sa.Index("ix_events_occurred_at", "occurred_at"),
     sa.Index("ix_events_type_position", "type", "position"),
 )
+
+
+#: The relay's recovery checkpoint (one row, ``relay``): the log position up to which
+#: ``recovery_live_jobs`` lists every job Redis must hold (waiting or in flight). A
+#: worker's start-up recovery reads those jobs and the log after that position, not
+#: the whole log (``ledger.relay``). Position 0: no checkpoint yet.
+recovery_checkpoint = sa.Table(
+    "recovery_checkpoint",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+recovery_live_jobs = sa.Table(
+    "recovery_live_jobs",
+    metadata,
+    sa.Column("job_id", identifier(36), primary_key=True),
+)

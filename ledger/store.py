@@ -43,12 +43,15 @@ from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_
 from ledger.job_ids import new_job_id
 from ledger.log_reader import LogHead, LogReader, translate_errors
 from ledger.request import SettlementRequest, canonical_json, fingerprint_of
+from ledger.schema import events as events_table
+from ledger.schema import recovery_checkpoint, recovery_live_jobs
 
 __all__ = [
     "AppendResult",
     "Clock",
     "EnqueueResult",
     "EventStore",
+    "LiveCheckpoint",
     "LogHead",
     "PreparedEnqueue",
     "StreamAppend",
@@ -90,6 +93,18 @@ class EnqueueResult:
     created: bool
     event: StoredEvent | None = None
     queued: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCheckpoint:
+    """Every job Redis must hold (waiting or in flight) as of ``position`` in the log."""
+
+    position: int
+    job_ids: list[str]
+
+
+#: the relay's row in ``recovery_checkpoint``
+_CHECKPOINT = "relay"
 
 
 class EventStore(LogReader):
@@ -279,6 +294,52 @@ class EventStore(LogReader):
             result or EnqueueResult((event := next(stored)).job_id, created=True, event=event)
             for result in results
         ]
+
+    # -- the relay's recovery checkpoint (not the log: a hint the log can always replace) --
+
+    def live_checkpoint(self) -> LiveCheckpoint | None:
+        """The last recovery's live jobs and position, or None before the first one."""
+        table = recovery_checkpoint.outerjoin(recovery_live_jobs, sa.true())
+        query = (
+            sa.select(recovery_checkpoint.c.position, recovery_live_jobs.c.job_id)
+            .select_from(table)
+            .where(recovery_checkpoint.c.name == _CHECKPOINT)
+        )
+        with self._reading() as conn:  # one statement: the position and its jobs agree
+            rows = conn.execute(query).all()
+        if not rows or int(rows[0][0]) <= 0:
+            return None
+        return LiveCheckpoint(int(rows[0][0]), [job for _, job in rows if job is not None])
+
+    def save_live_checkpoint(self, position: int, job_ids: Sequence[str]) -> bool:
+        """Replace the checkpoint by ``job_ids`` as of ``position``; False if a later one stands.
+
+        Concurrent recoveries take turns on the checkpoint's row; the one that
+        read the log further wins. A checkpoint past the log's head is void.
+        """
+        row = recovery_checkpoint.c
+        with translate_errors(), self.engine.begin() as conn:
+            stored = conn.execute(
+                sa.select(row.position).where(row.name == _CHECKPOINT).with_for_update()
+            ).scalar_one_or_none()
+            if stored is not None and int(stored) >= position:
+                # a later checkpoint stands, unless it is past the log's head (a log
+                # restored from an older backup than its checkpoint): then it is void
+                head = conn.execute(sa.select(sa.func.max(events_table.c.position))).scalar()
+                if int(stored) <= int(head or 0):
+                    return False
+            conn.execute(recovery_live_jobs.delete())
+            unique = list(dict.fromkeys(job_ids))
+            for start in range(0, len(unique), 5000):
+                rows = [{"job_id": job_id} for job_id in unique[start : start + 5000]]
+                conn.execute(recovery_live_jobs.insert(), rows)
+            if stored is None:
+                seed = {"name": _CHECKPOINT, "position": position}
+                conn.execute(recovery_checkpoint.insert(), seed)
+            else:
+                update = recovery_checkpoint.update().where(row.name == _CHECKPOINT)
+                conn.execute(update.values(position=position))
+        return True
 
     @contextmanager
     def _writing(self) -> Iterator[tuple[Connection, LogHead]]:

@@ -22,7 +22,7 @@ from ledger.events import GENESIS_HASH, EventType, NewEvent, StoredEvent, event_
 from ledger.lifecycle import JobStatus, fold
 from ledger.ports import EventLog
 from ledger.request import canonical_json
-from ledger.store import EventStore, StreamAppend, prepare_enqueue
+from ledger.store import EventStore, LiveCheckpoint, StreamAppend, prepare_enqueue
 from tests.backends import SqliteTemplate, database_url
 from tests.factories import request
 from tests.memory import MemoryLog
@@ -217,3 +217,20 @@ def test_new_jobs_take_their_ids_from_new_job_id(event_log: EventLog) -> None:
     ids = iter(["job-a", "job-b"])
     event_log.new_job_id = lambda: next(ids)
     assert [enqueue(event_log, key) for key in ("1", "2")] == ["job-a", "job-b"]
+
+
+def test_the_recovery_checkpoint_moves_forward_only(event_log: EventLog) -> None:
+    assert event_log.live_checkpoint() is None
+    for n in range(9):  # a log with 9 events: checkpoints up to position 9 stand
+        enqueue(event_log, f"k{n}")
+    assert event_log.save_live_checkpoint(5, ["job-b", "job-a", "job-b"])
+    checkpoint = event_log.live_checkpoint()
+    assert checkpoint is not None
+    assert (checkpoint.position, sorted(checkpoint.job_ids)) == (5, ["job-a", "job-b"])
+    assert not event_log.save_live_checkpoint(4, ["job-c"])  # an older recovery loses
+    assert not event_log.save_live_checkpoint(5, ["job-c"])
+    assert event_log.save_live_checkpoint(9, [])  # nothing unfinished any more
+    assert event_log.live_checkpoint() == LiveCheckpoint(9, [])
+    assert event_log.save_live_checkpoint(12, [])  # past the head: void, replaced below
+    assert event_log.save_live_checkpoint(3, ["job-d"])
+    assert event_log.live_checkpoint() == LiveCheckpoint(3, ["job-d"])

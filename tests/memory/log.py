@@ -25,6 +25,7 @@ from ledger.request import SettlementRequest, canonical_json
 from ledger.store import (
     AppendResult,
     EnqueueResult,
+    LiveCheckpoint,
     PreparedEnqueue,
     StreamAppend,
     prepare_enqueue,
@@ -52,6 +53,7 @@ class MemoryLog:
         #: idempotency key -> (job id, fingerprint)
         self._keys: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
+        self._checkpoint: LiveCheckpoint | None = None
 
     # -- writing -------------------------------------------------------------------
 
@@ -195,6 +197,20 @@ class MemoryLog:
 
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         return [(e.position, e.job_id, e.type) for e in self.events[after : after + limit]]
+
+    # -- the relay's recovery checkpoint --------------------------------------------
+
+    def live_checkpoint(self) -> LiveCheckpoint | None:
+        with self._lock:
+            return self._checkpoint
+
+    def save_live_checkpoint(self, position: int, job_ids: Sequence[str]) -> bool:
+        with self._lock:
+            stands = self._checkpoint is not None and self._checkpoint.position >= position
+            if stands and self._checkpoint.position <= len(self.events):  # type: ignore[union-attr]
+                return False
+            self._checkpoint = LiveCheckpoint(position, list(dict.fromkeys(job_ids)))
+            return True
 
 
 def _seal(
