@@ -10,7 +10,9 @@ Workers can also pose as separate hosts (own process group, own UTS namespace).
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ledger.events import EventType
+from ledger.lifecycle import JobStatus
 from ledger.queue import HotQueue, QueueKeys
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
@@ -38,6 +41,8 @@ pytestmark = pytest.mark.slow
 ON_POSTGRES = pytest.mark.parametrize("db_backend", ["postgres"])
 
 HANDLER = "tests.faults.handlers:slow"
+#: ``metadata["mode"]`` picks the behaviour (``sleep`` for a job that outlives its lease)
+MIXED = "tests.faults.handlers:mixed"
 JOBS = 600
 
 
@@ -50,13 +55,16 @@ class ClusterWorkers(Workers):
 
     queue: str = ""
 
-    def start_on(self, host: str | None = None, *args: str) -> WorkerProcess:
+    def start_on(
+        self, host: str | None = None, *args: str, handler: str = HANDLER
+    ) -> WorkerProcess:
         n = len(self.started)
         out, err = self.tmp_path / f"worker{n}.out", self.tmp_path / f"worker{n}.err"
-        command = [sys.executable, "-m", "ledger.cli.main", "worker", "--handler", HANDLER]
+        command = [sys.executable, "-m", "ledger.cli.main", "worker", "--handler", handler]
         if host is not None:
+            # unshare and sh exec: the worker keeps the pid Popen knows
             command = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "-"]
-            command += [sys.executable, "-m", "ledger.cli.main", "worker", "--handler", HANDLER]
+            command += [sys.executable, "-m", "ledger.cli.main", "worker", "--handler", handler]
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
                 [*command, "--concurrency", "4", "--lease", "5", *args],
@@ -206,6 +214,34 @@ def test_workers_on_two_hosts_complete_each_job_once(
     }
     if hosts[0] is not None:  # every attempt names the host its worker ran on
         assert actors and actors <= set(hosts), actors
+
+
+@ON_POSTGRES
+def test_a_stalled_host_loses_its_lease_to_another_host(
+    cluster_ledger: Ledger, cluster_workers: ClusterWorkers
+) -> None:
+    """Host A stops (every process of it) past its lease; host B's worker takes the job and
+    completes it; A's outcome, when it runs again, is refused by the log's version check."""
+    first, second = ("host-a", "host-b") if can_unshare() else (None, None)
+    sleepy = request(idempotency_key="stall", metadata={"mode": "sleep", "seconds": 1.5})
+    job_id = cluster_ledger.enqueue(sleepy).job_id
+    paused = cluster_workers.start_on(first, "--lease", "1", handler=MIXED)
+    wait_until(lambda: cluster_ledger.job(job_id).status is JobStatus.PROCESSING, 60, "attempt 1")
+    os.killpg(paused.process.pid, signal.SIGSTOP)  # the whole host, as far as it is a group
+    try:
+        rescuer = cluster_workers.start_on(second, "--burst", "--lease", "10", handler=MIXED)
+        assert rescuer.wait()["completed"] == 1
+    finally:
+        os.killpg(paused.process.pid, signal.SIGCONT)
+    late = paused.stop()
+    assert late["refused"] == 1 and late["completed"] == 0
+    assert_exactly_once(cluster_ledger, {job_id})
+    events = cluster_ledger.store.read_stream(job_id)
+    attempts = [e.actor for e in events if e.type is EventType.ATTEMPTED]
+    (completed,) = [e.actor for e in events if e.type is EventType.COMPLETED]
+    assert len(attempts) == 2 and completed == attempts[1] != attempts[0]
+    if first is not None:
+        assert attempts[0].startswith(f"{first}:") and completed.startswith(f"{second}:")
 
 
 def can_unshare() -> bool:
