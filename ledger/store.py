@@ -24,13 +24,11 @@ and are re-exported here for callers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
@@ -39,12 +37,13 @@ from ledger.append_sql import Opening, Row, WriteLimits, for_dialect
 from ledger.db import is_sqlite
 from ledger.driver_errors import Fault, fault_of, ledger_error
 from ledger.errors import ConcurrencyError, DatabaseRefused, IdempotencyConflict, LedgerError
-from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_hash, to_utc
+from ledger.events import EventType, NewEvent, StoredEvent, format_time, to_utc
 from ledger.job_ids import new_job_id
 from ledger.log_reader import LogHead, LogReader, translate_errors
-from ledger.request import SettlementRequest, canonical_json, fingerprint_of
+from ledger.request import SettlementRequest
 from ledger.schema import events as events_table
 from ledger.schema import recovery_checkpoint, recovery_live_jobs
+from ledger.sealing import PreparedEnqueue, Stamp, prepare_enqueue, seal
 
 __all__ = [
     "AppendResult",
@@ -387,7 +386,7 @@ class EventStore(LogReader):
             return []
         now = self._event_time(conn, head)
         # one time for the whole batch: formatted and converted once, not per event
-        stamp = _Stamp(now, format_time(now), self._sql.time_value(now))
+        stamp = Stamp(now, format_time(now), self._sql.time_value(now))
         position, prev_hash = head.position, head.hash
         stored: list[StoredEvent] = []
         rows: list[Row] = []
@@ -396,7 +395,7 @@ class EventStore(LogReader):
             for new in item.events:
                 position += 1
                 version += 1
-                event, row = _seal(position, item.job_id, version, new, stamp, prev_hash)
+                event, row = seal(position, item.job_id, version, new, stamp, prev_hash)
                 prev_hash = event.hash
                 stored.append(event)
                 rows.append(row)
@@ -419,92 +418,3 @@ class _KeyTaken(Exception):
 class _VersionTaken(LedgerError):
     """The log refused the append: it holds one of these (job, version) already; nothing
     was appended."""
-
-
-class PreparedEnqueue(NamedTuple):
-    """A request's idempotency key, fingerprint and ``enqueued`` event, made before the lock."""
-
-    key: str
-    fingerprint: str
-    event: NewEvent
-
-
-def prepare_enqueue(
-    request: SettlementRequest,
-    *,
-    max_attempts: int,
-    delay: timedelta | None = None,
-    actor: str = "service",
-) -> PreparedEnqueue:
-    """A request's key, fingerprint and ``enqueued`` event (its record dumped once for both).
-
-    Raises ``ValueError`` for a ``max_attempts`` below 1 or a negative ``delay``.
-    """
-    if max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
-    if delay is not None and delay < timedelta(0):
-        raise ValueError("delay must not be negative")
-    record = request.as_record()
-    fingerprint = fingerprint_of(record)
-    data: dict[str, Any] = {
-        "request": record,
-        "fingerprint": fingerprint,
-        "max_attempts": max_attempts,
-        "due_at": None,
-    }
-    new = NewEvent(EventType.ENQUEUED, data, actor, due_in=delay or None)
-    return PreparedEnqueue(request.idempotency_key, fingerprint, new)
-
-
-@dataclass(frozen=True, slots=True)
-class _Stamp:
-    """A batch's one event time: as a datetime, as hashed text, as the driver binds it."""
-
-    moment: datetime
-    text: str
-    value: Any
-
-
-def _seal(
-    position: int,
-    job_id: str,
-    version: int,
-    new: NewEvent,
-    stamp: _Stamp,
-    prev_hash: str,
-) -> tuple[StoredEvent, Row]:
-    payload = new.data
-    if new.due_in is not None:
-        payload = {**payload, "due_at": format_time(stamp.moment + new.due_in)}
-    data_json = canonical_json(payload).decode()
-    request: Mapping[str, Any] = payload.get("request", {}) if new.type == "enqueued" else {}
-    key = request.get("idempotency_key")
-    # the plain text of the type: a str-enum member would be bound by its name by some drivers
-    kind = _TYPE_TEXT[new.type]
-    digest = sealed_hash(
-        prev_hash, position, job_id, version, kind, data_json, stamp.text, new.actor, key
-    )
-    # read back from the stored text, so appended and re-read events are identical
-    data = orjson.loads(data_json)
-    event = StoredEvent(
-        position, job_id, version, new.type, data, stamp.moment, new.actor, key, prev_hash, digest
-    )
-    row = (
-        position,
-        job_id,
-        version,
-        kind,
-        data_json,
-        stamp.value,
-        new.actor,
-        key,
-        request.get("user_id"),
-        request.get("place_id"),
-        request.get("mission_id"),
-        prev_hash,
-        digest,
-    )
-    return event, row
-
-
-_TYPE_TEXT = {member: member.value for member in EventType}
