@@ -136,8 +136,11 @@ def finish(ledger: Ledger, running: list[WorkerProcess], ids: set[str]) -> None:
 
 
 def start_two(workers: ClusterWorkers) -> list[WorkerProcess]:
-    """Two workers, both past their start-up recover (a fault then hits running workers)."""
-    running = [workers.start_on() for _ in range(2)]
+    """Two workers, both past their start-up recover (a fault then hits running workers).
+
+    A small prefetch keeps most jobs in Redis, not in the workers' hands, when the fault hits.
+    """
+    running = [workers.start_on(None, "--prefetch", "16") for _ in range(2)]
     for worker in running:
         worker.wait_started()
     return running
