@@ -53,7 +53,7 @@ def identifier(length: int) -> sa.types.TypeEngine[str]:
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.BigInteger, autoincrement=False),
     sa.Column("job_id", identifier(36), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
@@ -69,6 +69,9 @@ events = sa.Table(
     sa.Column("mission_id", identifier(128), nullable=True),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # PostgreSQL: the key's leaf entries carry the time, so "the position as of T"
+    # (LogReader.position_at) walks the key alone, no heap page (migration 0011)
+    sa.PrimaryKeyConstraint("position", postgresql_include=["occurred_at"]),
     sa.UniqueConstraint("job_id", "version"),
     sa.CheckConstraint("version >= 1", name="version_positive"),
     sa.CheckConstraint(TYPE_KNOWN, name="type_known"),

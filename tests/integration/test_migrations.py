@@ -92,3 +92,24 @@ def test_the_database_allows_exactly_the_event_types(engine: Engine) -> None:
     # migration that recreates ck_events_type_known, and this fails until it has one
     allowed = set(re.findall(r"'([a-z_]+)'", type_check_text(engine)))
     assert allowed == {event.value for event in EventType}
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_as_of_walks_the_primary_key_alone(db_url: str, engine: Engine) -> None:
+    """0011: the key carries occurred_at, so position_at reads no heap (once vacuumed);
+    the downgrade takes it out again."""
+
+    def included() -> bool:
+        with engine.connect() as conn:
+            definition = conn.exec_driver_sql(
+                "SELECT pg_get_indexdef(to_regclass('pk_events'))"
+            ).scalar_one()
+        return "INCLUDE (occurred_at)" in str(definition)
+
+    assert included()
+    migrate.downgrade(db_url, "0010_recovery_checkpoint")
+    engine.dispose()
+    assert not included()
+    migrate.upgrade(db_url)
+    engine.dispose()
+    assert included()
