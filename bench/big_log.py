@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bench.ceiling import LagSampler
 from bench.generate import (
     START,
     USERS,
@@ -46,6 +47,8 @@ from ledger.audit import queries as audit_queries
 from ledger.db import create_engine
 from ledger.job_ids import new_job_id
 from ledger.store import EventStore, StreamAppend
+from tests.pg_replica import Replica, start_replica
+from tests.queue_fixtures import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPAN = timedelta(days=30)
@@ -160,7 +163,7 @@ def count_events(engine: Engine) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one())
 
 
-def run(targets: list[int]) -> dict[str, Any]:
+def run(targets: list[int], replica: Replica | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"sizes": {}}
     with postgres_schema("biglog") as (_schema, url):
         migrate.upgrade(url)
@@ -172,12 +175,17 @@ def run(targets: list[int]) -> dict[str, Any]:
         written, seconds = 0, 0.0
         batches = _batches(rng, targets[-1], BATCH_EVENTS, store_clock)
         for target in targets:
+            sampler = None if replica is None else LagSampler(replica.url_for(url), url)
+            if sampler is not None:
+                sampler.__enter__()
             started = time.perf_counter()
             while written < target:
                 result = store.append_many(next(batches))
                 written += len(result.events)
                 store_clock.now += step
             seconds += time.perf_counter() - started
+            if sampler is not None:
+                sampler.__exit__()
             vacuum(engine)
             events = count_events(engine)
             figures = {
@@ -185,6 +193,7 @@ def run(targets: list[int]) -> dict[str, Any]:
                 "generate_events_per_s": round(written / seconds),
                 "append": append_rates(engine, store_clock, rng),
                 "audit_ms": audit_latencies(engine),
+                "replica_lag_while_generating": {} if sampler is None else sampler.figures(),
             }
             events = count_events(engine)
             figures["storage"] = sizes(engine, events)
@@ -200,8 +209,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--out", default=str(RESULTS / "big_log.json"))
+    parser.add_argument(
+        "--replica", action="store_true", help="sample a streaming replica's lag while generating"
+    )
     args = parser.parse_args()
-    results = run(sorted(args.sizes))
+    replica = start_replica(free_port()) if args.replica else None
+    try:
+        results = run(sorted(args.sizes), replica)
+    finally:
+        if replica is not None:
+            replica.stop()
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
