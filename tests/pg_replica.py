@@ -61,8 +61,9 @@ class Replica:
             engine.dispose()
 
     def stop(self) -> None:
+        """Stop the server and remove its folder (data, sockets, log)."""
         _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.folder), "-m", "immediate", "stop"])
-        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder.parent, ignore_errors=True)
 
 
 def _as_postgres(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -161,4 +162,3 @@ def pg_replica() -> Iterator[Replica]:
     replica = start_replica(free_port())
     yield replica
     replica.stop()
-    shutil.rmtree(replica.folder.parent, ignore_errors=True)
