@@ -16,6 +16,8 @@ memory of each server process after the run (item 3: ``serve`` per worker).
 
 ``--code DIR`` runs ``ledger serve`` from DIR (``git archive REV | tar -x -C DIR``)
 with this interpreter and dependencies; the floor always runs from this tree.
+``--compare DIR`` serves DIR's ledger as well, on the same log, measured in the
+same rounds (``compare_*``, and this tree's rate over it).
 """
 
 from __future__ import annotations
@@ -225,19 +227,30 @@ def measure_backend(args: argparse.Namespace, backend: str, work: Path) -> dict[
         ledger_port, ledger_pid = stack.enter_context(
             server(ledger_argv, ledger_env, ledger_cwd, work / f"ledger-{backend}.log")
         )
+        servers = [("floor", floor_port), ("ledger", ledger_port)]
+        if args.compare is not None:  # another checkout's ledger on the same log, same run
+            compare_env = {**ledger_env, "PYTHONPATH": str(args.compare.resolve())}
+            compare_port, _ = stack.enter_context(
+                server(ledger_argv, compare_env, ledger_cwd, work / f"compare-{backend}.log")
+            )
+            servers.append(("compare", compare_port))
         rounds = []
         for number in range(1, args.rounds + 1):
             row: dict[str, Any] = {"round": number}
-            for name, port in (("floor", floor_port), ("ledger", ledger_port)):
+            for name, port in servers:
                 measured = load(port, args.clients, args.requests)
                 row[f"{name}_concurrent"] = measured
                 print(f"  {backend} round {number} {name} x{args.clients}: {measured}")
-            for name, port in (("floor", floor_port), ("ledger", ledger_port)):
+            for name, port in servers:
                 row[f"{name}_sequential"] = load(port, 1, args.sequential)
                 print(f"  {backend} round {number} {name} x1: {row[f'{name}_sequential']}")
             conc_f, conc_l = row["floor_concurrent"], row["ledger_concurrent"]
             row["throughput_share"] = round(conc_l["per_second"] / conc_f["per_second"], 3)
             row["p99_over_floor"] = round(conc_l["p99_ms"] / conc_f["p99_ms"], 2)
+            if args.compare is not None:
+                for mode in ("concurrent", "sequential"):
+                    this, other = row[f"ledger_{mode}"], row[f"compare_{mode}"]
+                    row[f"{mode}_over_compare"] = round(this["per_second"] / other["per_second"], 3)
             rounds.append(row)
         return {
             "backend": backend,
@@ -262,6 +275,9 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=400, help="per one-client measure")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--code", type=Path, help="run ledger serve from this checkout")
+    parser.add_argument(
+        "--compare", type=Path, help="also serve this checkout's ledger, in the same rounds"
+    )
     parser.add_argument("--tag", default="", help="added to the result file's name")
     args = parser.parse_args()
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
@@ -270,7 +286,10 @@ def main() -> None:
         "started": stamp,
         "commit": _git("rev-parse", "--short", "HEAD"),
         "code": str(args.code) if args.code else "this tree",
-        "settings": {k: v for k, v in vars(args).items() if k not in ("code", "backend")},
+        "compare": str(args.compare) if args.compare else None,
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in ("code", "compare", "backend")
+        },
         "machine": {"platform": platform.platform(), "load_before": os.getloadavg()},
         "backends": [],
     }
