@@ -1,4 +1,4 @@
-"""Commands on the event log itself: ``init`` and ``enqueue``."""
+"""``ledger enqueue``: one settlement into the log (``init`` is ``ledger.cli.init``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,10 @@ from uuid import uuid4
 import typer
 
 from ledger import strict_json
-from ledger.cli.app import app, console, err_console, fail, load_settings, print_json, safe_url
+from ledger.cli.app import app, console, err_console, fail, load_settings, print_json
 from ledger.errors import InvalidRequest
-from ledger.migrate import upgrade
 from ledger.request import parse_request
 from ledger.service import build_ledger
-
-
-@app.command()
-def init() -> None:
-    """Create or upgrade the ledger's tables (alembic upgrade head) in LEDGER_DATABASE_URL."""
-    settings = load_settings()
-    upgrade(settings.database_url)
-    console.print(f"ledger database ready at {safe_url(settings.database_url)}", markup=False)
 
 
 @app.command()
@@ -112,4 +103,4 @@ def _parse_metadata(text: str) -> dict[str, Any]:
     return value
 
 
-__all__ = ["enqueue", "fail", "init", "safe_url"]
+__all__ = ["enqueue", "fail"]

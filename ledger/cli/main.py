@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "enqueue": ("log",),
     "events": ("audit",),
     "history": ("projections",),
-    "init": ("log",),
+    "init": ("init",),
     "project": ("projections",),
     "reconcile": ("reconcile",),
     "recover": ("worker",),
