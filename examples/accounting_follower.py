@@ -2,17 +2,19 @@
 
     python examples/accounting_follower.py --accounting accounting.db [--log URL] [--until-head]
 
-Each completed settlement becomes one ``entries`` row (the amount paid), and
-so does each ``reversed`` or ``refunded`` event where the log has them (the
-amount given back). Exactly once, whatever happens to the process: the batch's
-rows and the log position they come from are written in ONE SQLite
+Each completed settlement becomes one ``entries`` row (the amount that payment
+paid: a later payment round pays only what a reversal took back), and so does
+each ``reversed`` or ``refunded`` event (the amount given back). Exactly once,
+whatever happens to the process: the batch's rows and the log position they
+come from are written in ONE SQLite
 transaction (the ``tracking`` row: eventsourcing's tracking record), and the
 follower starts again from the stored position. ``kill -9`` at any moment
 loses at most an uncommitted batch, which the log hands over again; an entry
 is keyed by its log position, so a second copy could not be inserted anyway.
 
 The follower keeps the amount and currency of every job it saw enqueued
-(``requests``), because a ``completed`` event names the job, not the money.
+(``requests``): events after ``enqueued`` name the job and the amount they
+move, not the currency.
 Only the public API is used: ``ledger.scripts.connect`` and ``ledger``'s types.
 """
 
@@ -32,8 +34,8 @@ from ledger.scripts import connect
 #: the tracking row's name: one follower, one position
 NAME = "accounting"
 DESCRIPTION = "Copy settled money from the ledger into an accounting SQLite database, once."
-#: event types that move money the accounting database books (later types where they exist)
-MONEY_BACK = ("reversed", "refunded")
+#: event types that book money: a payment, and money coming back after it
+BOOKED = (EventType.COMPLETED, EventType.REVERSED, EventType.REFUNDED)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracking (
@@ -102,15 +104,14 @@ def _book_event(db: sqlite3.Connection, event: StoredEvent) -> None:
             (event.job_id, request["idempotency_key"], request["amount"], request["currency"]),
         )
         return
-    if event.type is not EventType.COMPLETED and event.type.value not in MONEY_BACK:
+    if event.type not in BOOKED:
         return
-    key, paid, currency = db.execute(
+    key, full_amount, currency = db.execute(
         "SELECT idempotency_key, amount, currency FROM requests WHERE job_id = ?",
         (event.job_id,),
     ).fetchone()
-    amount = paid
-    if event.type is not EventType.COMPLETED:
-        amount, currency = event.data["amount"], event.data.get("currency", currency)
+    # logs written before payment rounds existed record no amount on `completed`
+    amount = event.data.get("amount", full_amount)
     db.execute(
         "INSERT INTO entries (position, job_id, kind, idempotency_key, amount, currency, "
         "occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from ledger.errors import StaleAttempt
 from ledger.lifecycle import Job
+from ledger.provider import ProviderResult, provider_key
 from ledger.request import SettlementRequest
 
 
@@ -38,6 +39,27 @@ class ClaimedJob:
         return self.request.idempotency_key
 
     @property
+    def round(self) -> int:
+        """The payment round: 1, and one more for each new round of a reversed amount."""
+        return self.state.round
+
+    @property
+    def amount(self) -> int:
+        """What to pay in this round, in minor units of ``request.currency``."""
+        return self.state.payable
+
+    @property
+    def provider_key(self) -> str:
+        """The idempotency key to give the provider: the job's key in round 1,
+        ``KEY:round-N`` in later rounds (``ledger.provider.provider_key``)."""
+        return provider_key(self.idempotency_key, self.round)
+
+    @property
+    def reference(self) -> str | None:
+        """The provider's payout id, once a provider reported one (a submitted payout's)."""
+        return self.state.reference
+
+    @property
     def worker_id(self) -> str:
         return self.state.worker or "worker"
 
@@ -58,6 +80,8 @@ class Outcome:
     job: ClaimedJob
     error: str | None = None
     retryable: bool = True
+    #: what the provider reported on success (``None``: paid, nothing reported)
+    result: ProviderResult | None = None
 
 
 @dataclass(frozen=True, slots=True)

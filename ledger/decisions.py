@@ -8,13 +8,14 @@ module only chooses *which* legal event comes next.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import assert_never
 
 from ledger.errors import IllegalTransition
 from ledger.events import EventType, NewEvent, StoredEvent, format_time
 from ledger.lifecycle import STATUS_AFTER_EVENT, Job, JobStatus, next_status
+from ledger.provider import ProviderResult
 from ledger.retry import RetryPolicy
 
 LEASE_EXPIRED = "lease expired"
@@ -57,8 +58,70 @@ def attempt_event(job: Job, worker_id: str, lease_until: datetime) -> NewEvent:
     return NewEvent(EventType.ATTEMPTED, data, actor=worker_id)
 
 
-def completion_events(attempt: int, actor: str) -> list[NewEvent]:
-    return [NewEvent(EventType.COMPLETED, {"attempt": attempt}, actor=actor)]
+def completion_events(
+    job: Job,
+    attempt: int,
+    actor: str,
+    result: ProviderResult | None = None,
+    *,
+    confirm_within: timedelta,
+) -> list[NewEvent]:
+    """``completed`` with the round's amount and the provider's outcome; or, for a pending
+    result, ``submitted``, due for a status look-up ``confirm_within`` from now."""
+    outcome = {} if result is None else result.as_data()
+    if result is not None and result.pending:
+        data = {"attempt": attempt, "due_at": None, **outcome}
+        return [NewEvent(EventType.SUBMITTED, data, actor=actor, due_in=confirm_within)]
+    data = {"attempt": attempt, "amount": job.payable, **outcome}
+    return [NewEvent(EventType.COMPLETED, data, actor=actor)]
+
+
+def confirmation_event(job: Job, result: ProviderResult, *, actor: str, source: str) -> NewEvent:
+    """``completed`` for a submitted payout the provider confirmed (webhook or poll)."""
+    data = {"attempt": job.attempts, "amount": job.payable, "source": source}
+    return NewEvent(EventType.COMPLETED, {**data, **result.as_data()}, actor=actor)
+
+
+def cancel_event(actor: str, reason: str, result: ProviderResult | None = None) -> NewEvent:
+    """An operator's cancel (with the provider's answer when the provider held the payout)."""
+    data = {"reason": reason, **({} if result is None else result.as_data())}
+    return NewEvent(EventType.CANCELLED, data, actor=actor)
+
+
+def money_back_event(
+    kind: EventType, amount: int, reason: str, actor: str, token: str | None
+) -> NewEvent:
+    """``reversed`` (``token`` is the provider's reference) or ``refunded`` (the caller's key)."""
+    data: dict[str, object] = {"amount": amount, "reason": reason}
+    if token is not None:
+        data["reference" if kind is EventType.REVERSED else "key"] = token
+    return NewEvent(kind, data, actor=actor)
+
+
+def repay_event(job: Job, actor: str, reason: str) -> NewEvent:
+    """A new payment round of what reversals took back and no later round paid again."""
+    data = {
+        "due_at": None,
+        "reason": reason,
+        "source": "repay",
+        "round": job.round + 1,
+        "amount": repayable(job),
+    }
+    return NewEvent(EventType.REQUEUED, data, actor=actor)
+
+
+def repayable(job: Job) -> int:
+    """What a new payment round would pay: reversed money the payee has not had again.
+
+    Rounds pay what reversals took back; refunds are money the payee gave back
+    on purpose and are never paid again. The net never exceeds the amount.
+    """
+    return max(0, min(job.reversed, job.amount - job.net))
+
+
+def returnable(job: Job) -> int:
+    """How much may still come back: what the payee kept (paid minus reversed and refunded)."""
+    return job.net
 
 
 def failure_events(
@@ -118,14 +181,15 @@ def place_of(status: JobStatus) -> Place:
 
     A job left in ``failed`` is held in flight with an expired lease, so the
     reaper picks it up and appends its follow-up; a dead-lettered job waits in
-    the log (the DLQ view), not in Redis.
+    the log (the DLQ view), not in Redis, and so does a payout the provider holds
+    (``submitted``: a webhook or a poll confirms it).
     """
     match status:
         case JobStatus.WAITING:
             return Place.WAITING
         case JobStatus.PROCESSING | JobStatus.FAILED:
             return Place.INFLIGHT
-        case JobStatus.DEAD | JobStatus.COMPLETED:
+        case JobStatus.DEAD | JobStatus.SUBMITTED | JobStatus.COMPLETED | JobStatus.CANCELLED:
             return Place.GONE
         case _:
             assert_never(status)

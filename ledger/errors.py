@@ -113,6 +113,54 @@ class NotInDeadLetterQueue(LedgerError):
         self.state = state
 
 
+class WrongState(LedgerError):
+    """The job's state does not allow this action; the message says which states do."""
+
+    exit_code = 2
+
+    def __init__(self, job_id: str, state: str, action: str, allowed: str) -> None:
+        super().__init__(f"job {job_id} is {state}: {action} is allowed only {allowed}")
+        self.job_id = job_id
+        self.state = state
+
+
+class JobInFlight(WrongState):
+    """A worker holds an attempt of the job: it cannot be cancelled until the attempt ends."""
+
+    def __init__(self, job_id: str, attempt: int, worker: str | None) -> None:
+        LedgerError.__init__(
+            self,
+            f"job {job_id} is processing (attempt {attempt}, worker {worker or 'unknown'}): "
+            "a job a worker holds is never cancelled; retry once the attempt has ended",
+        )
+        self.job_id = job_id
+        self.state = "processing"
+        self.attempt = attempt
+
+
+class RecordConflict(LedgerError):
+    """A reference or key already names another record of this job; use a new one."""
+
+    exit_code = 2
+
+    def __init__(self, job_id: str, kind: str, token: str, amount: int) -> None:
+        super().__init__(
+            f"job {job_id} already has a {kind} record {token!r} for another amount ({amount}); "
+            "nothing was recorded (use a new reference or key for a new record)"
+        )
+        self.job_id = job_id
+
+
+class TooMuchBack(InvalidRequest):
+    """More money would come back than the job paid and kept; check the amount."""
+
+
+class ProviderRefused(LedgerError):
+    """The payment provider refused the request; its answer is in the message."""
+
+    exit_code = 2
+
+
 class StaleAttempt(LedgerError):
     """This outcome belongs to an attempt that is no longer current; it was not recorded."""
 

@@ -28,6 +28,10 @@ class EventType(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     REQUEUED = "requeued"
     COMPLETED = "completed"
+    SUBMITTED = "submitted"
+    CANCELLED = "cancelled"
+    REVERSED = "reversed"
+    REFUNDED = "refunded"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, assert_never
+from typing import Any, Literal, assert_never
 
 from ledger.errors import IllegalTransition
 from ledger.events import EventType, StoredEvent, to_utc
@@ -23,7 +23,11 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     FAILED = "failed"
     DEAD = "dead"
+    #: the provider accepted the payout and has not confirmed it yet (out of the hot queue)
+    SUBMITTED = "submitted"
     COMPLETED = "completed"
+    #: stopped by an operator before it was paid: terminal
+    CANCELLED = "cancelled"
 
 
 #: (state before, event) → state after. Anything not listed is illegal.
@@ -31,19 +35,43 @@ TRANSITIONS: Mapping[tuple[JobStatus | None, EventType], JobStatus] = {
     (None, EventType.ENQUEUED): JobStatus.WAITING,
     (JobStatus.WAITING, EventType.ATTEMPTED): JobStatus.PROCESSING,
     (JobStatus.PROCESSING, EventType.COMPLETED): JobStatus.COMPLETED,
+    (JobStatus.PROCESSING, EventType.SUBMITTED): JobStatus.SUBMITTED,
     (JobStatus.PROCESSING, EventType.FAILED): JobStatus.FAILED,
+    (JobStatus.SUBMITTED, EventType.COMPLETED): JobStatus.COMPLETED,
+    (JobStatus.SUBMITTED, EventType.FAILED): JobStatus.FAILED,
     (JobStatus.FAILED, EventType.REQUEUED): JobStatus.WAITING,
     (JobStatus.FAILED, EventType.DEAD_LETTERED): JobStatus.DEAD,
     (JobStatus.DEAD, EventType.REQUEUED): JobStatus.WAITING,
+    # a new payment round of a reversed amount (``decisions.repay_event``)
+    (JobStatus.COMPLETED, EventType.REQUEUED): JobStatus.WAITING,
+    # an operator's cancel: before an attempt, between attempts, from the DLQ, or through
+    # the provider while it holds the payout (never while a worker holds an attempt)
+    (JobStatus.WAITING, EventType.CANCELLED): JobStatus.CANCELLED,
+    (JobStatus.FAILED, EventType.CANCELLED): JobStatus.CANCELLED,
+    (JobStatus.DEAD, EventType.CANCELLED): JobStatus.CANCELLED,
+    (JobStatus.SUBMITTED, EventType.CANCELLED): JobStatus.CANCELLED,
+    # money coming back after the payout: the job stays completed, its money fields move
+    (JobStatus.COMPLETED, EventType.REVERSED): JobStatus.COMPLETED,
+    (JobStatus.COMPLETED, EventType.REFUNDED): JobStatus.COMPLETED,
 }
 
 
 def is_terminal(status: JobStatus) -> bool:
-    """Whether no event may follow: the job is finished for good (and leaves every queue)."""
+    """Whether the job is finished with the queue: no worker or provider will move it again.
+
+    Only an operator's money record (a reversal, a refund, a new payment round) may
+    follow ``completed``; nothing follows ``cancelled``.
+    """
     match status:
-        case JobStatus.COMPLETED:
+        case JobStatus.COMPLETED | JobStatus.CANCELLED:
             return True
-        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED | JobStatus.DEAD:
+        case (
+            JobStatus.WAITING
+            | JobStatus.PROCESSING
+            | JobStatus.SUBMITTED
+            | JobStatus.FAILED
+            | JobStatus.DEAD
+        ):
             return False
         case _:
             assert_never(status)
@@ -97,6 +125,18 @@ class Job:
     last_error: str | None = None
     dead_lettered_at: datetime | None = None
     completed_at: datetime | None = None
+    #: the payment round (1, then one more per ``repay``), and what this round pays
+    #: (``None``: the job's amount)
+    round: int = 1
+    round_amount: int | None = None
+    #: minor units paid (every round's ``completed``), returned by the provider, refunded
+    paid: int = 0
+    reversed: int = 0
+    refunded: int = 0
+    #: the provider's last word on the payout: its id, fee (minor units) and status
+    reference: str | None = None
+    fee: int | None = None
+    provider_status: str | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -109,6 +149,16 @@ class Job:
     @property
     def currency(self) -> str:
         return str(self.request["currency"])
+
+    @property
+    def net(self) -> int:
+        """What the payee kept: paid minus reversed minus refunded."""
+        return self.paid - self.reversed - self.refunded
+
+    @property
+    def payable(self) -> int:
+        """What the current round pays."""
+        return self.amount if self.round_amount is None else self.round_amount
 
     def is_delayed(self, now: datetime) -> bool:
         return self.status is JobStatus.WAITING and self.due_at is not None and self.due_at > now
@@ -150,6 +200,16 @@ class Progress:
     last_error: str | None = None
     dead_lettered_at: Moment | None = None
     completed_at: Moment | None = None
+    #: the job's amount (from ``enqueued``), and the money fields of ``Job``
+    amount: int = 0
+    round: int = 1
+    round_amount: int | None = None
+    paid: int = 0
+    reversed: int = 0
+    refunded: int = 0
+    reference: str | None = None
+    fee: int | None = None
+    provider_status: str | None = None
 
     def job_with(self, *, request: Mapping[str, Any], max_attempts: int, created_at: Moment) -> Job:
         """The frozen ``Job`` of this progress, given the fixed fields of its ``enqueued``."""
@@ -169,6 +229,14 @@ class Progress:
             last_error=self.last_error,
             dead_lettered_at=as_time(self.dead_lettered_at),
             completed_at=as_time(self.completed_at),
+            round=self.round,
+            round_amount=self.round_amount,
+            paid=self.paid,
+            reversed=self.reversed,
+            refunded=self.refunded,
+            reference=self.reference,
+            fee=self.fee,
+            provider_status=self.provider_status,
         )
 
 
@@ -214,14 +282,56 @@ def _attempted(state: Progress, _: str, __: Moment, actor: str, data: Mapping[st
     state.due_at = None
 
 
-def _completed(state: Progress, _: str, at: Moment, __: str, ___: Mapping[str, Any]) -> None:
+def _completed(state: Progress, _: str, at: Moment, __: str, data: Mapping[str, Any]) -> None:
     state.completed_at = at
     state.lease_until = None
+    state.due_at = None
+    paid = data.get("amount")
+    state.paid += (
+        int(paid)
+        if paid is not None
+        else state.amount
+        if state.round_amount is None
+        else state.round_amount
+    )
+    _provider_outcome(state, data)
+
+
+def _submitted(state: Progress, _: str, __: Moment, ___: str, data: Mapping[str, Any]) -> None:
+    # ``due_at`` is the confirmation deadline: past it the payout is overdue and polled
+    state.lease_until = None
+    state.due_at = data.get("due_at")
+    _provider_outcome(state, data)
+
+
+def _provider_outcome(state: Progress, data: Mapping[str, Any]) -> None:
+    if "reference" in data:
+        state.reference = data["reference"]
+    if "fee" in data:
+        state.fee = data["fee"]
+    if "status" in data:
+        state.provider_status = data["status"]
+
+
+def _cancelled(state: Progress, _: str, __: Moment, ___: str, ____: Mapping[str, Any]) -> None:
+    state.due_at = None
+    state.worker = None
+    state.lease_until = None
+    state.dead_lettered_at = None
+
+
+def _reversed(state: Progress, _: str, __: Moment, ___: str, data: Mapping[str, Any]) -> None:
+    state.reversed += int(data.get("amount", 0))
+
+
+def _refunded(state: Progress, _: str, __: Moment, ___: str, data: Mapping[str, Any]) -> None:
+    state.refunded += int(data.get("amount", 0))
 
 
 def _failed(state: Progress, _: str, __: Moment, ___: str, data: Mapping[str, Any]) -> None:
     state.last_error = data.get("reason")
     state.lease_until = None
+    state.due_at = None
 
 
 def _dead_lettered(state: Progress, _: str, at: Moment, __: str, ___: Mapping[str, Any]) -> None:
@@ -234,6 +344,12 @@ def _requeued(state: Progress, before: str, _: Moment, __: str, data: Mapping[st
     state.due_at = data.get("due_at")
     if before == JobStatus.DEAD.value:
         state.round_attempts = 0
+    elif before == JobStatus.COMPLETED.value:  # a new payment round of a reversed amount
+        state.round_attempts = 0
+        state.round = int(data.get("round", state.round + 1))
+        state.round_amount = data.get("amount")
+        state.completed_at = None
+        state.reference = state.fee = state.provider_status = None
     state.dead_lettered_at = None
     state.worker = None
 
@@ -258,9 +374,30 @@ def step_of(event_type: EventType) -> Step:
             step = _dead_lettered
         case EventType.REQUEUED:
             step = _requeued
+        case EventType.SUBMITTED | EventType.CANCELLED | EventType.REVERSED | EventType.REFUNDED:
+            step = _after_queue_step(event_type)
         case _:
             assert_never(event_type)
     return step
+
+
+def _after_queue_step(
+    event_type: Literal[
+        EventType.SUBMITTED, EventType.CANCELLED, EventType.REVERSED, EventType.REFUNDED
+    ],
+) -> Step:
+    """``step_of`` for the settlement's events beyond the queue."""
+    match event_type:
+        case EventType.SUBMITTED:
+            return _submitted
+        case EventType.CANCELLED:
+            return _cancelled
+        case EventType.REVERSED:
+            return _reversed
+        case EventType.REFUNDED:
+            return _refunded
+        case _:
+            assert_never(event_type)
 
 
 #: ``STATUS_AFTER`` with each event's step: one look-up per event folded
@@ -288,6 +425,15 @@ def apply(job: Job | None, event: StoredEvent) -> Job:
         job.last_error,
         job.dead_lettered_at,
         job.completed_at,
+        job.amount,
+        job.round,
+        job.round_amount,
+        job.paid,
+        job.reversed,
+        job.refunded,
+        job.reference,
+        job.fee,
+        job.provider_status,
     )
     advance(state, event.type.value, event.version, event.occurred_at, event.actor, event.data)
     return state.job_with(

@@ -146,6 +146,33 @@ class LogReader:
         with self._reading() as conn:
             return [to_event(row) for row in conn.execute(query)]
 
+    def submitted_due(self, now: datetime, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        """``submitted`` events still their job's last, whose confirmation was due by ``now``.
+
+        The payouts a provider holds past their deadline (overdue: to be looked up).
+        Walks the ``submitted`` events by the ``(type, position)`` index; pass the
+        last position seen as ``after`` to read on.
+        """
+        later = events_table.alias("later")
+        last_version = (
+            sa.select(sa.func.max(later.c.version))
+            .where(later.c.job_id == events_table.c.job_id)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(*EVENT_COLUMNS)
+            .where(
+                events_table.c.type == EventType.SUBMITTED.value,
+                events_table.c.position > after,
+                events_table.c.version == last_version,
+            )
+            .order_by(events_table.c.position)
+            .limit(limit)
+        )
+        with self._reading() as conn:
+            events = [to_event(row) for row in conn.execute(query)]
+        return [event for event in events if _due_by(event, now)]
+
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
         query = (
@@ -319,6 +346,11 @@ def _page(
     if until_position is not None:
         query = query.where(events_table.c.position <= until_position)
     return query
+
+
+def _due_by(event: StoredEvent, now: datetime) -> bool:
+    due = event.data.get("due_at")
+    return due is None or datetime.fromisoformat(str(due).replace("Z", "+00:00")) <= now
 
 
 def _db_time(moment: datetime) -> datetime:

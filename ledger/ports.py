@@ -16,7 +16,7 @@ the semantics the contract suites pin down; anything else an adapter offers
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ledger.errors import IdempotencyConflict
@@ -93,6 +93,10 @@ class EventLog(Protocol):
 
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``, in order."""
+        ...
+
+    def submitted_due(self, now: datetime, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        """``submitted`` events still their job's last, due for confirmation by ``now``."""
         ...
 
     def live_checkpoint(self) -> LiveCheckpoint | None:

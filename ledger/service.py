@@ -61,6 +61,7 @@ from ledger.repair import QueueRepair, folded
 from ledger.request import SettlementRequest
 from ledger.retry import RetryPolicy
 from ledger.settings import Settings
+from ledger.settling import SettlementCommands, Settling
 from ledger.store import (
     EnqueueResult,
     EventStore,
@@ -76,7 +77,7 @@ GROUP_COMMIT_MAX = 100
 
 
 @dataclass
-class Ledger:
+class Ledger(SettlementCommands):
     """Write-side operations on settlement jobs. Build it with ``build_ledger``.
 
     It stands on two ports (``ledger.ports``): ``store``, the log, and ``queue``,
@@ -95,6 +96,7 @@ class Ledger:
     reader: LogReader = field(init=False)
     #: single ``enqueue`` calls of concurrent threads, committed in shared transactions
     _group: GroupCommit[PreparedEnqueue, EnqueueResult] = field(init=False, repr=False)
+    settling: Settling = field(init=False)
 
     def __post_init__(self) -> None:
         self.reader = self.store if isinstance(self.store, LogReader) else LogReader(self.engine)
@@ -103,6 +105,7 @@ class Ledger:
         self._group = GroupCommit(
             self._write_group, after=self._push_group, max_batch=GROUP_COMMIT_MAX
         )
+        self.settling = Settling(self.store, self.repairs, self.policy, self.rng)
 
     # -- enqueue -----------------------------------------------------------------
 
@@ -329,7 +332,14 @@ class Ledger:
     def _outcome_events(self, outcome: Outcome) -> list[NewEvent]:
         held = outcome.job
         if outcome.error is None:
-            return completion_events(held.attempt, held.worker_id)
+            confirm_within = timedelta(seconds=self.settings.confirm_within_seconds)
+            return completion_events(
+                held.state,
+                held.attempt,
+                held.worker_id,
+                outcome.result,
+                confirm_within=confirm_within,
+            )
         return failure_events(
             held.state,
             held.attempt,

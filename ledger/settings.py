@@ -101,6 +101,17 @@ class Settings(BaseSettings):
         gt=0,
         description="SQLite: longest wait for the single write lock, then a clear error.",
     )
+    confirm_within_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A payout the provider accepted (submitted) and has not confirmed this long "
+        "is overdue: workers look it up through the handler's provider (`handler.poll`).",
+    )
+    poll_every_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a worker looks up an overdue submitted payout again.",
+    )
     handler: str | None = Field(
         default=None,
         description="Job handler (module:callable) `ledger serve` runs on the embedded default.",

@@ -48,6 +48,7 @@ from ledger.claim_sizing import Prefetch
 from ledger.errors import DatabaseUnavailable, LedgerError, QueueUnavailable
 from ledger.handler import Handler, run_handler
 from ledger.lifecycle import JobStatus
+from ledger.polling import Poller
 from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome, OutcomeResult
 
 log = logging.getLogger("ledger.worker")
@@ -96,6 +97,9 @@ class WorkerStats:
 
     claimed: int = 0
     completed: int = 0
+    #: payouts the provider accepted to confirm later, and those a look-up settled
+    submitted: int = 0
+    polled: int = 0
     retried: int = 0
     dead_lettered: int = 0
     refused: int = 0
@@ -186,6 +190,11 @@ class Worker:
         flusher = threading.Thread(target=self._flush_loop, name="ledger-flusher", daemon=True)
         claimer.start()
         flusher.start()
+        poller = Poller.of(self.ledger, self.handler, self.worker_id)
+        if poller is not None:
+            threading.Thread(
+                target=poller.run, args=(self._stop,), name="ledger-poller", daemon=True
+            ).start()
         try:
             self._guard(self._recover)
             self._maintain_loop()
@@ -501,7 +510,10 @@ def _counter(status: JobStatus) -> str:
             return "completed"
         case JobStatus.DEAD:
             return "dead_lettered"
-        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED:
+        case JobStatus.SUBMITTED:
+            return "submitted"
+        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED | JobStatus.CANCELLED:
+            # cancelled: an outcome never cancels; counted with the jobs not finished by it
             return "retried"
         case _:
             assert_never(status)

@@ -143,7 +143,7 @@ def check(store: LogReader, now: datetime, *, limit: int = 1000) -> MemoryCheck:
         difference_count=count,
         differences=differences,
         live=balances(_live_stats(live, moment)),
-        replayed=balances(projection.stored_stats(moment)),
+        replayed=balances(projection.stored_stats(moment), projection.kept_by_jobs()),
     )
 
 

@@ -54,10 +54,13 @@ class Effect(Enum):
 
     #: a new job: a row, and ``enqueued`` in the stats
     STARTS = "starts"
-    #: money settled: the day's ``daily_totals`` (the event's data is not read)
+    #: money settled: the day's ``daily_totals`` and the ``paid`` sums
     SETTLES = "settles"
     #: the job enters the dead-letter view, with the event's reason
     DEAD_LETTERS = "dead_letters"
+    #: money came back after the payout: the ``reversed``/``refunded`` sums (by the day
+    #: the payout settled) and the job's money columns
+    GIVES_BACK = "gives_back"
     #: the job's row and stats bucket change, nothing else
     MOVES = "moves"
 
@@ -71,7 +74,15 @@ def effect_of(event_type: EventType) -> Effect:
             return Effect.SETTLES
         case EventType.DEAD_LETTERED:
             return Effect.DEAD_LETTERS
-        case EventType.ATTEMPTED | EventType.FAILED | EventType.REQUEUED:
+        case EventType.REVERSED | EventType.REFUNDED:
+            return Effect.GIVES_BACK
+        case (
+            EventType.ATTEMPTED
+            | EventType.FAILED
+            | EventType.REQUEUED
+            | EventType.SUBMITTED
+            | EventType.CANCELLED
+        ):
             return Effect.MOVES
         case _:
             assert_never(event_type)
@@ -84,6 +95,15 @@ _STARTS = frozenset(kind for kind, effect in EFFECTS.items() if effect is Effect
 #: the status of dead-lettered jobs, and the statuses a job is finished in (as text)
 _DEAD = JobStatus.DEAD.value
 _TERMINAL = frozenset(status.value for status in TERMINAL)
+
+
+#: the money buckets of ``queue_stats`` beside the statuses: minor units paid (every
+#: payment round's ``completed``), returned by the provider, and refunded by payees;
+#: ``jobs`` counts the records
+PAID = "paid"
+REVERSED = EventType.REVERSED.value
+REFUNDED = EventType.REFUNDED.value
+MONEY_BUCKETS = (PAID, REVERSED, REFUNDED)
 
 
 @dataclass(slots=True)
@@ -102,6 +122,24 @@ class Totals:
         return self.jobs == 0 and self.amount == 0
 
 
+@dataclass(slots=True)
+class DayTotals(Totals):
+    """A day's payouts: ``jobs`` payments of ``amount`` in all, and what came back of the
+    payouts settled that day (``reversed``, ``refunded``)."""
+
+    reversed: int = 0
+    refunded: int = 0
+
+    def merge(self, other: DayTotals) -> None:
+        self.add(other.jobs, other.amount)
+        self.reversed += other.reversed
+        self.refunded += other.refunded
+
+    @property
+    def is_zero(self) -> bool:
+        return self.jobs == 0 and self.amount == 0 and self.reversed == 0 and self.refunded == 0
+
+
 @dataclass(slots=True, kw_only=True)
 class JobState(Progress):
     """A job as the projections hold it: the lifecycle's progress plus its row's fixed columns."""
@@ -113,7 +151,6 @@ class JobState(Progress):
     user_id: str
     place_id: str
     mission_id: str
-    amount: int
     currency: str
     idempotency_key: str
     #: the request as the ``enqueued`` event holds it, if this fold saw that event (rows
@@ -148,7 +185,7 @@ class Changes:
     #: ``queue_stats`` deltas; zero deltas are left out
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
     #: ``daily_totals`` increments
-    daily: dict[DailyKey, Totals] = field(default_factory=dict)
+    daily: dict[DailyKey, DayTotals] = field(default_factory=dict)
     #: position of the last event folded
     position: int = 0
 
@@ -190,12 +227,14 @@ class Fold:
         jobs, touched, changes = self.jobs, self._touched, self._changes
         daily = changes.daily
         position = self.position
-        effects, starts, settles, dead_letters = (
+        effects, starts, settles, dead_letters, gives_back = (
             EFFECTS,
             Effect.STARTS,
             Effect.SETTLES,
             Effect.DEAD_LETTERS,
+            Effect.GIVES_BACK,
         )
+        stats = changes.stats
         for position, job_id, version, kind, data, occurred_at, actor in rows:
             effect = effects.get(kind)
             if effect is starts:
@@ -210,15 +249,24 @@ class Fold:
                 raise IllegalTransition(job_id, None, kind)
             state = held
             if effect is settles:
-                advance(state, kind, version, occurred_at, actor, _NO_DATA)
+                paid_before = state.paid
+                advance(state, kind, version, occurred_at, actor, _decode(data))
                 day = _day(occurred_at)
-                currency, amount = state.currency, state.amount
+                currency, amount = state.currency, state.paid - paid_before
                 # _add, inlined: once per settled job on a replay of the whole log
                 entry = daily.get((day, currency))
                 if entry is None:
-                    daily[(day, currency)] = entry = Totals()
-                entry.jobs += 1
+                    daily[(day, currency)] = entry = DayTotals()
+                entry.jobs += 0 if paid_before else 1
                 entry.amount += amount
+                # ``jobs`` of a money bucket counts the jobs with any such money
+                _add(stats, (currency, PAID), 0 if paid_before else 1, amount)
+                state.dead_letter_reason = None
+            elif effect is gives_back:
+                payload = _decode(data)
+                first = not (state.reversed if kind == REVERSED else state.refunded)
+                advance(state, kind, version, occurred_at, actor, payload)
+                self._gives_back(state, kind, int(payload.get("amount", 0)), first=first)
             else:
                 payload = _decode(data)
                 advance(state, kind, version, occurred_at, actor, payload)
@@ -230,6 +278,18 @@ class Fold:
             state.position = position
             touched[job_id] = state
         self.position = position
+
+    def _gives_back(self, state: JobState, kind: str, amount: int, *, first: bool) -> None:
+        """Count money that came back, on the day its payout settled."""
+        _add(self._changes.stats, (state.currency, kind), 1 if first else 0, amount)
+        settled = state.completed_at if state.completed_at is not None else state.updated_at
+        entry = self._changes.daily.get((_day(settled), state.currency))
+        if entry is None:
+            self._changes.daily[(_day(settled), state.currency)] = entry = DayTotals()
+        if kind == REVERSED:
+            entry.reversed += amount
+        else:
+            entry.refunded += amount
 
     def fold_events(self, events: Iterable[StoredEvent]) -> None:
         """``fold`` for ``StoredEvent``s (data already decoded)."""

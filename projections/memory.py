@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.events import StoredEvent
 from ledger.lifecycle import as_time
-from projections.fold import DailyKey, Fold, JobState, StatsKey, Totals
+from projections.fold import DailyKey, DayTotals, Fold, JobState, StatsKey, Totals
 from projections.rows import (
     DLQ_COLUMNS,
     JOB_COLUMNS,
@@ -44,7 +44,7 @@ class MemoryProjection:
     states: dict[str, JobState] = field(default_factory=dict)
     dlq: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: dict[StatsKey, Totals] = field(default_factory=dict)
-    daily: dict[DailyKey, Totals] = field(default_factory=dict)
+    daily: dict[DailyKey, DayTotals] = field(default_factory=dict)
     position: int = 0
     _fold: Fold = field(default_factory=Fold, repr=False)
 
@@ -60,7 +60,12 @@ class MemoryProjection:
         """Fold one batch of events (positions after ``self.position``, in order)."""
         if not events:
             return
-        self._fold.fold_events(events)
+        # a completed job's state leaves the fold at a drain; a later reversal needs it back
+        fold = self._fold
+        wanted = {e.job_id for e in events if e.job_id not in fold.jobs and e.job_id in self.states}
+        if wanted:
+            fold.hold(self.states[job_id] for job_id in wanted)
+        fold.fold_events(events)
         changes = self._fold.drain()
         for state in changes.jobs:
             self.states[state.job_id] = state
@@ -69,7 +74,8 @@ class MemoryProjection:
         for state in changes.dlq:
             self.dlq[state.job_id] = named(DLQ_COLUMNS, dlq_values(state, as_time))
         _merge(self.stats, changes.stats)
-        _merge(self.daily, changes.daily)
+        for key, day in changes.daily.items():
+            self.daily.setdefault(key, DayTotals()).merge(day)
         self.position = changes.position
 
     def replay(self, events: Iterable[StoredEvent], batch_size: int = 1000) -> MemoryProjection:
@@ -89,10 +95,26 @@ class MemoryProjection:
             ],
             dlq=list(self.dlq.values()),
             daily_totals=[
-                {"day": day, "currency": cur, "jobs": t.jobs, "amount": t.amount}
+                {
+                    "day": day,
+                    "currency": cur,
+                    "jobs": t.jobs,
+                    "amount": t.amount,
+                    "reversed": t.reversed,
+                    "refunded": t.refunded,
+                }
                 for (day, cur), t in self.daily.items()
             ],
         )
+
+    def kept_by_jobs(self) -> dict[str, int]:
+        """Per currency, what payees kept, summed job by job."""
+        kept: dict[str, int] = {}
+        for state in self.states.values():
+            kept[state.currency] = kept.get(state.currency, 0) + (
+                state.paid - state.reversed - state.refunded
+            )
+        return kept
 
     def queue_stats(self, now: datetime) -> QueueStats:
         """Stats counted straight from the jobs (the independent fold)."""

@@ -23,7 +23,13 @@ from ledger.events import epoch_ms, to_utc
 from ledger.request import wire_settlement
 from ledger.schema import events
 from projections.rows import JobRecord, record_from_row
-from projections.schema import COMPLETED_ROWS, LIVE, WAITING_ROWS, ProjectionTables
+from projections.schema import (
+    COMPLETED_ROWS,
+    LIVE,
+    SUBMITTED_ROWS,
+    WAITING_ROWS,
+    ProjectionTables,
+)
 from projections.sql import read_checkpoint, reading
 from projections.stats import QueueStats, stats_from_rows
 
@@ -44,26 +50,30 @@ def stats(engine: Engine, now: datetime, tables: ProjectionTables = LIVE) -> Que
     """Queue stats as of ``now`` ("delayed" = waiting and due after ``now``)."""
     with reading(engine) as conn:
         position = read_checkpoint(conn, tables)
-        rows, delayed = stats_rows(conn, tables, now)
-    return stats_from_rows(rows, delayed, now, position)
+        rows, delayed, overdue = stats_rows(conn, tables, now)
+    return stats_from_rows(rows, delayed, now, position, overdue)
 
 
 StatsRow = tuple[str, str, int, int]
-DelayedRow = tuple[str, int, int]
+#: (currency, jobs, amount) of the jobs counted at query time (delayed, overdue)
+CurrencyRow = tuple[str, int, int]
 
 
 def stats_rows(
     conn: Connection, tables: ProjectionTables, now: datetime
-) -> tuple[list[StatsRow], list[DelayedRow]]:
-    """``queue_stats`` rows (currency, bucket, jobs, amount) and the delayed jobs
-    (currency, jobs, amount) as of ``now``, in the caller's read transaction."""
+) -> tuple[list[StatsRow], list[CurrencyRow], list[CurrencyRow]]:
+    """``queue_stats`` rows (currency, bucket, jobs, amount), the delayed jobs and the
+    overdue payouts (currency, jobs, amount) as of ``now``, in the caller's read transaction."""
     table = tables.queue_stats
     rows = conn.execute(sa.select(table.c.currency, table.c.bucket, table.c.jobs, table.c.amount))
     stats = [(str(c), str(b), int(j), int(a)) for c, b, j, a in rows]
     delayed = [
         (str(c), int(j), int(a or 0)) for c, j, a in conn.execute(delayed_query(tables, now))
     ]
-    return stats, delayed
+    overdue = [
+        (str(c), int(j), int(a or 0)) for c, j, a in conn.execute(overdue_query(tables, now))
+    ]
+    return stats, delayed, overdue
 
 
 def delayed_query(tables: ProjectionTables, now: datetime) -> sa.Select[Any]:
@@ -73,6 +83,25 @@ def delayed_query(tables: ProjectionTables, now: datetime) -> sa.Select[Any]:
         sa.select(jobs.c.currency, sa.func.count(), sa.func.sum(jobs.c.amount))
         # the partial index's own condition, as text: a bound status would not match it
         .where(WAITING_ROWS, jobs.c.due_at > to_utc(now))
+        .group_by(jobs.c.currency)
+    )
+
+
+def kept_by_jobs(engine: Engine, tables: ProjectionTables = LIVE) -> dict[str, int]:
+    """Per currency, what payees kept, summed job by job (a scan of ``job_state``)."""
+    jobs = tables.job_state
+    kept = sa.func.sum(jobs.c.paid - jobs.c.reversed - jobs.c.refunded)
+    query = sa.select(jobs.c.currency, kept).group_by(jobs.c.currency)
+    with reading(engine) as conn:
+        return {currency: int(total or 0) for currency, total in conn.execute(query)}
+
+
+def overdue_query(tables: ProjectionTables, now: datetime) -> sa.Select[Any]:
+    """Jobs and amounts per currency of the submitted payouts due for confirmation by ``now``."""
+    jobs = tables.job_state
+    return (
+        sa.select(jobs.c.currency, sa.func.count(), sa.func.sum(jobs.c.amount))
+        .where(SUBMITTED_ROWS, jobs.c.due_at <= to_utc(now))
         .group_by(jobs.c.currency)
     )
 
@@ -267,7 +296,14 @@ class TotalRow:
     currency: str
     group: dict[str, Any]
     jobs: int
+    #: paid (gross), and what came back of it
     amount: int
+    reversed: int = 0
+    refunded: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.reversed - self.refunded
 
 
 def totals(
@@ -335,9 +371,11 @@ def totals_rows(
     return [
         TotalRow(
             currency=row[0],
-            group=dict(zip(group_by, row[1:-2], strict=True)),
-            jobs=int(row[-2]),
-            amount=int(row[-1]),
+            group=dict(zip(group_by, row[1:-4], strict=True)),
+            jobs=int(row[-4]),
+            amount=int(row[-3]),
+            reversed=int(row[-2]),
+            refunded=int(row[-1]),
         )
         for row in conn.execute(query)
     ]
@@ -352,7 +390,13 @@ def _daily_totals_query(
 ) -> sa.Select[Any]:
     table = tables.daily_totals
     columns = [table.c.currency, *(table.c[name] for name in group_by)]
-    query = sa.select(*columns, sa.func.sum(table.c.jobs), sa.func.sum(table.c.amount))
+    query = sa.select(
+        *columns,
+        sa.func.sum(table.c.jobs),
+        sa.func.sum(table.c.amount),
+        sa.func.sum(table.c.reversed),
+        sa.func.sum(table.c.refunded),
+    )
     if start is not None:
         query = query.where(table.c.day >= start)
     if end is not None:
@@ -383,7 +427,13 @@ def completed_totals_query(
     ).label("day")
     columns = [jobs.c.currency, *(day if name == "day" else jobs.c[name] for name in group_by)]
     # the partial index's own condition, as text: a bound status would not match it
-    query = sa.select(*columns, sa.func.count(), sa.func.sum(jobs.c.amount)).where(COMPLETED_ROWS)
+    query = sa.select(
+        *columns,
+        sa.func.count(),
+        sa.func.sum(jobs.c.paid),
+        sa.func.sum(jobs.c.reversed),
+        sa.func.sum(jobs.c.refunded),
+    ).where(COMPLETED_ROWS)
     if start is not None:
         query = query.where(jobs.c.completed_at >= _midnight(start, zone))
     if end is not None and end < date.max:  # no day after the last one: no upper bound

@@ -22,7 +22,7 @@ from ledger.lifecycle import JobStatus, as_time
 from ledger.log_reader import LogReader
 from projections import queries
 from projections.as_of import dlq_entries
-from projections.fold import JobState, Totals
+from projections.fold import DayTotals, JobState, Totals
 from projections.queries import DlqPage, TotalRow, TotalsAsked
 from projections.rows import DLQ_COLUMNS, dlq_values, named
 from projections.schema import LIVE, ProjectionTables
@@ -55,7 +55,7 @@ class ReadModels:
     def stats(self, now: datetime) -> QueueStats:
         """Queue stats as of ``now`` and the log's head."""
         with self._snapshot() as (conn, tail):
-            rows, delayed = queries.stats_rows(conn, self.tables, now)
+            rows, delayed, overdue = queries.stats_rows(conn, self.tables, now)
         summed: dict[tuple[str, str], Totals] = {}
         for currency, bucket, jobs, amount in rows:
             summed.setdefault((currency, bucket), Totals()).add(jobs, amount)
@@ -66,11 +66,17 @@ class ReadModels:
             waiting_later.setdefault(currency, Totals()).add(jobs, amount)
         for currency, delta in tail.delayed_change(now).items():
             waiting_later.setdefault(currency, Totals()).add(delta.jobs, delta.amount)
+        late: dict[str, Totals] = {}
+        for currency, jobs, amount in overdue:
+            late.setdefault(currency, Totals()).add(jobs, amount)
+        for currency, delta in tail.overdue_change(now).items():
+            late.setdefault(currency, Totals()).add(delta.jobs, delta.amount)
         return stats_from_rows(
             [(cur, bucket, t.jobs, t.amount) for (cur, bucket), t in summed.items()],
             [(cur, t.jobs, t.amount) for cur, t in waiting_later.items()],
             now,
             tail.position,
+            [(cur, t.jobs, t.amount) for cur, t in late.items() if not t.is_zero],
         )
 
     def dlq_page(self, start: int = 0, end: int = 49) -> DlqPage:
@@ -105,17 +111,30 @@ class ReadModels:
             rows = queries.totals_rows(conn, asked, self.tables)
         if not tail.events:
             return SettledTotals(rows, tail.position)
-        summed: dict[tuple[str, tuple[Any, ...]], Totals] = {}
+        summed: dict[tuple[str, tuple[Any, ...]], DayTotals] = {}
         for row in rows:
             key = (row.currency, tuple(row.group[name] for name in asked.group_by))
-            summed.setdefault(key, Totals()).add(row.jobs, row.amount)
+            summed.setdefault(key, DayTotals()).merge(
+                DayTotals(row.jobs, row.amount, row.reversed, row.refunded)
+            )
         for sign, states in ((-1, tail.before), (1, tail.after)):
             for state in states.values():
                 key_of = _settled_key(state, asked)
                 if key_of is not None:
-                    summed.setdefault(key_of, Totals()).add(sign, sign * state.amount)
+                    summed.setdefault(key_of, DayTotals()).merge(
+                        DayTotals(
+                            sign, sign * state.paid, sign * state.reversed, sign * state.refunded
+                        )
+                    )
         merged = [
-            TotalRow(currency, dict(zip(asked.group_by, group, strict=True)), t.jobs, t.amount)
+            TotalRow(
+                currency,
+                dict(zip(asked.group_by, group, strict=True)),
+                t.jobs,
+                t.amount,
+                t.reversed,
+                t.refunded,
+            )
             for (currency, group), t in sorted(summed.items(), key=lambda item: item[0])
             if not t.is_zero
         ]

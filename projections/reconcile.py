@@ -34,8 +34,10 @@ CHECK_ATTEMPTS = 5
 def conservation(
     engine: Engine, now: datetime, tables: ProjectionTables = LIVE
 ) -> list[CurrencyBalance]:
-    """Money conservation per currency in one table set (see ``CurrencyBalance.balanced``)."""
-    return balances(queries.stats(engine, now, tables))
+    """Money conservation per currency in one table set (see ``CurrencyBalance.balanced``):
+    the jobs' amounts over their states, and paid = net + reversed + refunded with the net
+    summed job by job."""
+    return balances(queries.stats(engine, now, tables), queries.kept_by_jobs(engine, tables))
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,14 @@ JOB_COLUMNS = (
     "amount",
     "currency",
     "idempotency_key",
+    "round",
+    "round_amount",
+    "paid",
+    "reversed",
+    "refunded",
+    "reference",
+    "fee",
+    "provider_status",
 )
 DLQ_COLUMNS = (
     "job_id",
@@ -70,7 +78,7 @@ DLQ_COLUMNS = (
     "created_at",
 )
 STATS_COLUMNS = ("currency", "bucket", "jobs", "amount")
-DAILY_COLUMNS = ("day", "currency", "jobs", "amount")
+DAILY_COLUMNS = ("day", "currency", "jobs", "amount", "reversed", "refunded")
 
 
 def job_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
@@ -97,6 +105,14 @@ def job_values(state: JobState, time: TimeOut) -> tuple[Any, ...]:
         state.amount,
         state.currency,
         state.idempotency_key,
+        state.round,
+        state.round_amount,
+        state.paid,
+        state.reversed,
+        state.refunded,
+        state.reference,
+        state.fee,
+        state.provider_status,
     )
 
 
@@ -131,13 +147,21 @@ def state_from_row(row: Mapping[Any, Any]) -> JobState:
         row["last_error"],
         row["dead_lettered_at"],
         row["completed_at"],
+        row["amount"],
+        row["round"],
+        row["round_amount"],
+        row["paid"],
+        row["reversed"],
+        row["refunded"],
+        row["reference"],
+        row["fee"],
+        row["provider_status"],
         position=row["position"],
         created_at=row["created_at"],
         max_attempts=row["max_attempts"],
         user_id=row["user_id"],
         place_id=row["place_id"],
         mission_id=row["mission_id"],
-        amount=row["amount"],
         currency=row["currency"],
         idempotency_key=row["idempotency_key"],
         stored_status=row["status"],
@@ -179,7 +203,10 @@ def change_rows(changes: Changes, time: TimeOut, day: DayOut, events: int) -> Ch
         dlq=[dlq_values(state, time) for state in changes.dlq],
         dlq_removed=changes.dlq_removed,
         stats=[(*key, totals.jobs, totals.amount) for key, totals in changes.stats.items()],
-        daily=[(day(d), cur, t.jobs, t.amount) for (d, cur), t in changes.daily.items()],
+        daily=[
+            (day(d), cur, t.jobs, t.amount, t.reversed, t.refunded)
+            for (d, cur), t in changes.daily.items()
+        ],
         position=changes.position,
         events=events,
     )

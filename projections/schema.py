@@ -43,6 +43,8 @@ checkpoints = sa.Table(
 WAITING_ROWS = sa.text(f"status = '{JobStatus.WAITING.value}'")
 #: the rows of completed (settled) jobs: the same for the settled totals' index
 COMPLETED_ROWS = sa.text(f"status = '{JobStatus.COMPLETED.value}'")
+#: the rows of payouts the provider holds: the same for the overdue count's index
+SUBMITTED_ROWS = sa.text(f"status = '{JobStatus.SUBMITTED.value}'")
 
 
 def _job_state(name: str) -> sa.Table:
@@ -72,6 +74,15 @@ def _job_state(name: str) -> sa.Table:
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("currency", identifier(3), nullable=False),
         sa.Column("idempotency_key", identifier(255), nullable=False),
+        # the settlement after the queue (``lifecycle.Job``'s money fields)
+        sa.Column("round", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("round_amount", sa.BigInteger, nullable=True),
+        sa.Column("paid", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("reversed", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("refunded", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("reference", sa.String(200), nullable=True),
+        sa.Column("fee", sa.BigInteger, nullable=True),
+        sa.Column("provider_status", sa.String(64), nullable=True),
         # "delayed" = waiting with a future due time, counted at query time; only
         # waiting jobs are indexed (most rows of a long log are completed jobs)
         sa.Index(
@@ -87,6 +98,13 @@ def _job_state(name: str) -> sa.Table:
             "completed_at",
             sqlite_where=COMPLETED_ROWS,
             postgresql_where=COMPLETED_ROWS,
+        ),
+        # "overdue" = submitted and due for confirmation, counted at query time
+        sa.Index(
+            f"ix_{name}_submitted_due_at",
+            "due_at",
+            sqlite_where=SUBMITTED_ROWS,
+            postgresql_where=SUBMITTED_ROWS,
         ),
     )
 
@@ -129,6 +147,9 @@ def _daily_totals(name: str) -> sa.Table:
         sa.Column("currency", identifier(3), primary_key=True),
         sa.Column("jobs", sa.BigInteger, nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
+        # what came back of the payouts settled that day
+        sa.Column("reversed", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("refunded", sa.BigInteger, nullable=False, server_default="0"),
     )
 
 

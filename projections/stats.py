@@ -14,10 +14,12 @@ from typing import Any, assert_never
 
 from ledger.events import format_time
 from ledger.lifecycle import Job, JobStatus
-from projections.fold import ENQUEUED, Totals
+from projections.fold import ENQUEUED, MONEY_BUCKETS, PAID, REFUNDED, REVERSED, Totals
 
 #: the bucket of waiting jobs due after the time asked about (counted at query time)
 DELAYED = "delayed"
+#: submitted payouts past their confirmation deadline (part of "submitted", at query time)
+OVERDUE = "overdue"
 
 
 def bucket_of(status: JobStatus) -> str:
@@ -25,7 +27,14 @@ def bucket_of(status: JobStatus) -> str:
     match status:
         case JobStatus.DEAD:
             return "dlq"  # the name the API has always used
-        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED | JobStatus.COMPLETED:
+        case (
+            JobStatus.WAITING
+            | JobStatus.PROCESSING
+            | JobStatus.SUBMITTED
+            | JobStatus.FAILED
+            | JobStatus.COMPLETED
+            | JobStatus.CANCELLED
+        ):
             return status.value
         case _:
             assert_never(status)
@@ -54,6 +63,8 @@ class QueueStats:
     now: datetime
     position: int
     by_currency: dict[str, dict[str, Totals]] = field(default_factory=dict)
+    #: per currency, the submitted payouts past their confirmation deadline at ``now``
+    overdue: dict[str, Totals] = field(default_factory=dict)
 
     def count(self, bucket: str) -> int:
         """Jobs in ``bucket`` over all currencies."""
@@ -75,8 +86,13 @@ class QueueStats:
         """
         counts: dict[str, Any] = {bucket: self.count(bucket) for bucket in BUCKETS}
         counts["total"] = self.total
+        counts[OVERDUE] = sum(totals.jobs for totals in self.overdue.values())
         counts["amounts"] = {
-            currency: {name: totals.amount for name, totals in buckets.items()}
+            currency: {
+                **{name: totals.amount for name, totals in buckets.items()},
+                "net": net(buckets),
+                OVERDUE: self.overdue.get(currency, Totals()).amount,
+            }
             for currency, buckets in sorted(self.by_currency.items())
         }
         return {
@@ -89,7 +105,12 @@ class QueueStats:
 
 
 def empty_buckets() -> dict[str, Totals]:
-    return {name: Totals() for name in (*BUCKETS, ENQUEUED)}
+    return {name: Totals() for name in (*BUCKETS, ENQUEUED, *MONEY_BUCKETS)}
+
+
+def net(buckets: Mapping[str, Totals]) -> int:
+    """What payees kept: paid minus reversed minus refunded."""
+    return buckets[PAID].amount - buckets[REVERSED].amount - buckets[REFUNDED].amount
 
 
 def stats_from_rows(
@@ -97,6 +118,7 @@ def stats_from_rows(
     delayed: Iterable[tuple[str, int, int]],
     now: datetime,
     position: int,
+    overdue: Iterable[tuple[str, int, int]] = (),
 ) -> QueueStats:
     """From ``queue_stats`` rows (currency, bucket, jobs, amount) and the delayed jobs.
 
@@ -111,18 +133,30 @@ def stats_from_rows(
         buckets = by_currency.setdefault(currency, empty_buckets())
         buckets[bucket_of(JobStatus.WAITING)].add(-int(jobs), -int(amount))
         buckets[DELAYED].add(int(jobs), int(amount))
-    return QueueStats(now, position, by_currency)
+    late = {currency: Totals(int(jobs), int(amount)) for currency, jobs, amount in overdue}
+    return QueueStats(now, position, by_currency, late)
 
 
 def stats_from_jobs(jobs: Iterable[Job], now: datetime, position: int) -> QueueStats:
     """The same numbers folded straight from jobs (the independent check)."""
     by_currency: dict[str, dict[str, Totals]] = {}
+    overdue: dict[str, Totals] = {}
     for job in jobs:
         buckets = by_currency.setdefault(job.currency, empty_buckets())
         bucket = DELAYED if job.is_delayed(now) else STATUS_BUCKET[job.status.value]
         buckets[bucket].add(1, job.amount)
         buckets[ENQUEUED].add(1, job.amount)
-    return QueueStats(now, position, by_currency)
+        for name, money in ((PAID, job.paid), (REVERSED, job.reversed), (REFUNDED, job.refunded)):
+            if money:
+                buckets[name].add(1, money)
+        if is_overdue(job, now):
+            overdue.setdefault(job.currency, Totals()).add(1, job.amount)
+    return QueueStats(now, position, by_currency, overdue)
+
+
+def is_overdue(job: Job, now: datetime) -> bool:
+    """A submitted payout past its confirmation deadline (workers look it up)."""
+    return job.status is JobStatus.SUBMITTED and job.due_at is not None and job.due_at <= now
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +166,11 @@ class CurrencyBalance:
     currency: str
     enqueued: Totals
     buckets: dict[str, Totals]
+    #: paid, reversed and refunded (``MONEY_BUCKETS``)
+    money: dict[str, Totals] = field(default_factory=dict)
+    #: what payees kept summed job by job (``paid - reversed - refunded`` of each job),
+    #: when the caller counted it: the independent side of the money identity
+    kept_by_jobs: int | None = None
 
     @property
     def accounted(self) -> Totals:
@@ -148,31 +187,48 @@ class CurrencyBalance:
         return Totals(self.enqueued.jobs - accounted.jobs, self.enqueued.amount - accounted.amount)
 
     @property
+    def money_difference(self) -> int:
+        """paid - (net + reversed + refunded), net as summed job by job; zero when conserved."""
+        if self.kept_by_jobs is None:
+            return 0
+        return net(self.money) - self.kept_by_jobs
+
+    @property
     def balanced(self) -> bool:
-        return self.difference.is_zero
+        return self.difference.is_zero and self.money_difference == 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "currency": self.currency,
             "enqueued": self.enqueued.amount,
             **{name: totals.amount for name, totals in self.buckets.items()},
+            "paid": self.money[PAID].amount,
+            "reversed": self.money[REVERSED].amount,
+            "refunded": self.money[REFUNDED].amount,
+            "net": net(self.money),
             "difference": self.difference.amount,
+            "moneyDifference": self.money_difference,
             "jobsDifference": self.difference.jobs,
             "balanced": self.balanced,
         }
 
 
-def balances(stats: QueueStats) -> list[CurrencyBalance]:
-    """Per currency: enqueued = completed + waiting + delayed + processing + failed + dlq.
+def balances(stats: QueueStats, kept: Mapping[str, int] | None = None) -> list[CurrencyBalance]:
+    """Per currency: enqueued = waiting + delayed + processing + submitted + failed + dlq
+    + completed + cancelled (jobs and their amounts).
 
     "failed" is the short step between a failed attempt and its retry or
-    dead-lettering; money there is still owed and still counted.
+    dead-lettering; money there is still owed and still counted. The money that
+    moved is the other identity: paid = net + reversed + refunded
+    (``CurrencyBalance.as_dict`` reports both).
     """
     return [
         CurrencyBalance(
             currency=currency,
             enqueued=buckets[ENQUEUED],
             buckets={name: buckets[name] for name in BUCKETS},
+            money={name: buckets[name] for name in MONEY_BUCKETS},
+            kept_by_jobs=None if kept is None else kept.get(currency, 0),
         )
         for currency, buckets in sorted(stats.by_currency.items())
     ]

@@ -50,6 +50,15 @@ class Tail:
         """Events in the tail."""
         return self.position - self.checkpoint
 
+    def overdue_change(self, now: datetime) -> dict[str, Totals]:
+        """Per currency, how the tail changes the overdue payouts (submitted, due by ``now``)."""
+        change: dict[str, Totals] = {}
+        for sign, states in ((-1, self.before), (1, self.after)):
+            for state in states.values():
+                if is_overdue(state, now):
+                    change.setdefault(state.currency, Totals()).add(sign, sign * state.amount)
+        return change
+
     def delayed_change(self, now: datetime) -> dict[str, Totals]:
         """Per currency, how the tail changes the delayed jobs (waiting, due after ``now``)."""
         change: dict[str, Totals] = {}
@@ -95,3 +104,11 @@ def is_delayed(state: JobState, now: datetime) -> bool:
         return False
     due = as_time(state.due_at)
     return due is not None and due > now
+
+
+def is_overdue(state: JobState, now: datetime) -> bool:
+    """Submitted, and due for confirmation by ``now`` (what the stats call overdue)."""
+    if state.status != JobStatus.SUBMITTED.value or state.due_at is None:
+        return False
+    due = as_time(state.due_at)
+    return due is not None and due <= now

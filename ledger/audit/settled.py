@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.events import StoredEvent
-from ledger.lifecycle import Job, JobStatus, apply
+from ledger.events import EventType, StoredEvent
+from ledger.lifecycle import Job, apply
+from ledger.provider import provider_key
 
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """A completed payout: what the provider's statement should list.
 
-    ``reference`` is the provider's payout id when the log recorded one (its
-    answer on the job's events, ``data["provider"]["reference"]``).
+    ``reference`` is the provider's payout id when the log recorded one (the
+    ``reference`` of the ``submitted`` or ``completed`` event).
     """
 
     idempotency_key: str
@@ -33,41 +34,32 @@ class Settlement:
 
 
 def completed_settlements(events: Iterable[StoredEvent]) -> Iterator[Settlement]:
-    """Fold events (in log order) and yield each job as it completes.
+    """Fold events (in log order) and yield each payment as it completes.
 
-    An illegal history raises ``IllegalTransition``: run ``verify`` first.
+    A job paid again in a later round (a reversed amount paid anew) yields one
+    settlement per round, under that round's provider key (``KEY:round-N``) and
+    amount. An illegal history raises ``IllegalTransition``: run ``verify`` first.
     """
-    open_jobs: dict[str, Job] = {}
-    #: paid jobs: later events still follow the lifecycle, but never settle them again
-    paid: dict[str, Job] = {}
+    jobs: dict[str, Job] = {}
     references: dict[str, str] = {}
     for event in events:
-        if event.job_id in paid:
-            paid[event.job_id] = apply(paid[event.job_id], event)
-            continue
-        job = apply(open_jobs.get(event.job_id), event)
+        job = apply(jobs.get(event.job_id), event)
+        jobs[event.job_id] = job
         reference = _reference(event.data)
-        if reference is not None:
+        if reference is not None and event.type is not EventType.REVERSED:
             references[event.job_id] = reference
-        if job.status is JobStatus.COMPLETED:
-            open_jobs.pop(event.job_id, None)
-            paid[event.job_id] = job
+        if event.type is EventType.COMPLETED:
+            amount = event.data.get("amount")
             yield Settlement(
-                idempotency_key=job.idempotency_key,
-                amount=job.amount,
+                idempotency_key=provider_key(job.idempotency_key, job.round),
+                amount=job.amount if amount is None else int(amount),
                 currency=job.currency,
                 job_id=job.job_id,
                 completed_at=event.occurred_at,
                 reference=references.pop(event.job_id, None),
             )
-        else:
-            open_jobs[event.job_id] = job
 
 
 def _reference(data: Mapping[str, Any]) -> str | None:
-    provider = data.get("provider")
-    if isinstance(provider, Mapping):
-        reference = provider.get("reference")
-        if isinstance(reference, str) and reference:
-            return reference
-    return None
+    reference = data.get("reference")
+    return reference if isinstance(reference, str) and reference else None

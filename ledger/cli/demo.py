@@ -81,6 +81,7 @@ def _report(run: DemoRun, options: DemoOptions) -> None:
         if run.requeued_job is not None:
             console.print(Rule(f"a dead-lettered job, requeued by {OPERATOR}"))
             print_history(history.history(store, run.requeued_job))
+        _after_the_queue(run, store)
         console.print(Rule("auditor checks"))
         result = verify_log(engine)
         _check("verify", result.ok, f"{result.checked:,} events, head {result.head_hash[:16]}…")
@@ -93,12 +94,37 @@ def _report(run: DemoRun, options: DemoOptions) -> None:
     _next_steps(options.database)
 
 
+def _after_the_queue(run: DemoRun, store: EventStore) -> None:
+    """The settlement after the queue: a cancel, a webhook confirmation, a bounce, a refund."""
+    shown = (
+        ("cancelled by the operator before it ran", run.cancelled_job),
+        (
+            f"accepted by the provider, confirmed by its webhook "
+            f"({len(run.confirmed_jobs)} such payouts)",
+            run.confirmed_jobs[0] if run.confirmed_jobs else None,
+        ),
+        ("paid, then returned by the provider (a bounce)", run.bounced_job),
+        ("paid, then half refunded by the payee", run.refunded_job),
+    )
+    for title, job_id in shown:
+        if job_id is not None:
+            console.print(Rule(title))
+            print_history(history.history(store, job_id))
+
+
 def _print_totals(rows: list[TotalRow]) -> None:
-    table = Table(title="completed settlements per currency")
-    for column in ("currency", "jobs", "amount"):
+    table = Table(title="settlements per currency: paid, what came back, net")
+    for column in ("currency", "jobs", "paid", "reversed", "refunded", "net"):
         table.add_column(column, justify="right" if column != "currency" else "left")
     for row in rows:
-        table.add_row(row.currency, f"{row.jobs:,}", format_amount(row.amount, row.currency))
+        table.add_row(
+            row.currency,
+            f"{row.jobs:,}",
+            *(
+                format_amount(value, row.currency)
+                for value in (row.amount, row.reversed, row.refunded, row.net)
+            ),
+        )
     console.print(table)
 
 

@@ -42,10 +42,11 @@ from ledger.text import check_text, shown
 from projections import as_of as in_memory
 from projections import history as histories
 from projections import queries
+from projections.fold import MONEY_BUCKETS, Totals
 from projections.reads import ReadModels
 from projections.runner import OnBatch, Projector, rebuild, replay
 from projections.schema import SCRATCH
-from projections.stats import BUCKETS, QueueStats
+from projections.stats import BUCKETS, QueueStats, net
 
 #: a catch-up with at least this many events to go shows a progress bar
 PROGRESS_THRESHOLD = 10_000
@@ -171,6 +172,21 @@ def print_stats(result: QueueStats, *, title: str) -> None:
             for c in currencies
         ]
         table.add_row(label, f"{result.count(bucket):,}", *amounts)
+        if bucket == "submitted" and result.overdue:
+            late = [format_amount(result.overdue.get(c, Totals()).amount, c) for c in currencies]
+            count = sum(t.jobs for t in result.overdue.values())
+            table.add_row("  of which overdue", f"{count:,}", *(a.split(" ")[0] for a in late))
+    table.add_section()
+    for name in (*MONEY_BUCKETS, "net"):
+        amounts = [
+            format_amount(
+                net(result.by_currency[c]) if name == "net" else result.by_currency[c][name].amount,
+                c,
+            ).removesuffix(f" {c}")
+            for c in currencies
+        ]
+        jobs = "" if name == "net" else f"{result.count(name):,}"
+        table.add_row(f"money {name}", jobs, *amounts)
     console.print(table)
 
 
@@ -211,12 +227,13 @@ def print_history(found: histories.JobHistory) -> None:
         highlight=False,
     )
     table = Table()
-    for column in ("time", "event", "attempt", "actor", "reason"):
+    for column in ("time", "event", "attempt", "actor", "reason", "money", "provider"):
         table.add_column(column)
+    currency = str(first["currency"])
     for event in found.events:
         cells = (
             format_time(event.occurred_at), event.type.value, _attempt(event), event.actor,
-            _reason(event),
+            _reason(event), _money(event, currency), _provider(event),
         )  # fmt: skip
         table.add_row(*(Text(shown(cell)) for cell in cells))
     console.print(table)
@@ -225,6 +242,22 @@ def print_history(found: histories.JobHistory) -> None:
 def _attempt(event: StoredEvent) -> str:
     attempt = event.data.get("attempt")
     return "" if attempt is None else str(attempt)
+
+
+def _money(event: StoredEvent, currency: str) -> str:
+    """The amount an event moved: paid (completed), given back, or a new round's."""
+    amount = event.data.get("amount")
+    return "" if amount is None else format_amount(int(amount), currency)
+
+
+def _provider(event: StoredEvent) -> str:
+    """The provider's outcome an event records: reference, fee, status; a refund's key."""
+    parts = [
+        f"{name} {event.data[name]}"
+        for name in ("reference", "fee", "status", "key")
+        if event.data.get(name) is not None
+    ]
+    return ", ".join(parts)
 
 
 def _reason(event: StoredEvent) -> str:

@@ -28,7 +28,7 @@ ATTEMPT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 def outcome_label(outcome: Outcome) -> str:
     if outcome.error is None:
-        return "completed"
+        return "submitted" if outcome.result is not None and outcome.result.pending else "completed"
     return "failed" if outcome.retryable else "permanent_failure"
 
 
@@ -119,7 +119,17 @@ class LedgerCollector(Collector):
             "Jobs by state (as of the projections' checkpoint).",
             labels=["state"],
         )
-        for state, count in stats.as_api()["stats"].items():
+        api = stats.as_api()["stats"]
+        for state, count in api.items():
             if isinstance(count, int):
                 jobs.add_metric([state], count)
         yield jobs
+        money = GaugeMetricFamily(
+            "ledger_money_minor_units",
+            "Money per currency: paid (gross), reversed, refunded and net (minor units).",
+            labels=["currency", "kind"],
+        )
+        for currency, amounts in api["amounts"].items():
+            for kind in ("paid", "reversed", "refunded", "net"):
+                money.add_metric([currency, kind], amounts[kind])
+        yield money

@@ -17,7 +17,7 @@ from ledger.http.body import BodyGuard
 from ledger.http.deps import Wiring
 from ledger.http.headers import SecurityHeaders, keep_query_values_out_of_the_access_log
 from ledger.http.problems import documented
-from ledger.http.routes import audit, docs, health, jobs, metrics, queue, settlements
+from ledger.http.routes import audit, docs, health, jobs, metrics, queue, settle, settlements
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
 
@@ -67,7 +67,7 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
     app.add_middleware(TokenGate, tokens=tokens)
     app.add_middleware(SecurityHeaders)
     errors.install(app)
-    for module in (settlements, queue, jobs, audit, metrics):
+    for module in (settlements, queue, jobs, settle, audit, metrics):
         app.include_router(module.router, responses=documented(*API_ERRORS))
     app.include_router(health.router, responses=documented(400, 413))
     app.include_router(docs.router)

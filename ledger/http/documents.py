@@ -24,4 +24,18 @@ def job_document(job: Job, now: datetime) -> dict[str, Any]:
         "createdAt": format_time(job.created_at),
         "updatedAt": format_time(job.updated_at),
         "version": job.version,
+        "round": job.round,
+        "money": {
+            "currency": job.currency,
+            "amount": job.amount,
+            "paid": job.paid,
+            "reversed": job.reversed,
+            "refunded": job.refunded,
+            "net": job.net,
+        },
+        "provider": {
+            "reference": job.reference,
+            "fee": job.fee,
+            "status": job.provider_status,
+        },
     }

@@ -18,8 +18,11 @@ from ledger.errors import (
     LedgerError,
     MalformedJson,
     NotInDeadLetterQueue,
+    ProviderRefused,
     QueueUnavailable,
+    RecordConflict,
     SchemaNotReady,
+    WrongState,
 )
 from ledger.http.problems import problem_response
 
@@ -32,6 +35,9 @@ _STATUS: list[tuple[type[LedgerError], int]] = [
     (IdempotencyConflict, status.HTTP_409_CONFLICT),
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NotInDeadLetterQueue, status.HTTP_409_CONFLICT),
+    (WrongState, status.HTTP_409_CONFLICT),
+    (RecordConflict, status.HTTP_409_CONFLICT),
+    (ProviderRefused, status.HTTP_409_CONFLICT),
     (DatabaseUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (QueueUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (SchemaNotReady, status.HTTP_503_SERVICE_UNAVAILABLE),

@@ -234,3 +234,23 @@ def test_the_recovery_checkpoint_moves_forward_only(event_log: EventLog) -> None
     assert event_log.save_live_checkpoint(12, [])  # past the head: void, replaced below
     assert event_log.save_live_checkpoint(3, ["job-d"])
     assert event_log.live_checkpoint() == LiveCheckpoint(3, ["job-d"])
+
+
+def test_submitted_due_lists_payouts_the_provider_holds_past_their_deadline(
+    event_log: EventLog,
+) -> None:
+    held, confirmed = enqueue(event_log, "held"), enqueue(event_log, "confirmed")
+    submit = NewEvent(
+        EventType.SUBMITTED,
+        {"attempt": 1, "reference": "po-1", "due_at": None},
+        "worker-1",
+        due_in=timedelta(minutes=10),
+    )
+    event_log.append(held, 1, [ATTEMPT, submit])
+    event_log.append(confirmed, 1, [ATTEMPT, submit, COMPLETE])
+    now = event_log.head().occurred_at
+    assert now is not None
+    assert event_log.submitted_due(now) == []
+    (due,) = event_log.submitted_due(now + timedelta(minutes=11))
+    assert (due.job_id, due.type, due.version) == (held, EventType.SUBMITTED, 3)
+    assert event_log.submitted_due(now + timedelta(minutes=11), after=due.position) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.events import EventType, StoredEvent
+from ledger.events import EventType, NewEvent, StoredEvent
 from ledger.store import EventStore
 from tests.audit_support import build_log
 
@@ -123,6 +123,16 @@ def test_month_end_reconcile_agrees_with_a_faithful_statement_and_refuses_bad_in
 def test_the_accounting_follower_copies_each_settlement_once(
     db_url: str, store: EventStore, log: list[StoredEvent], tmp_path: Path
 ) -> None:
+    completed = [e for e in log if e.type is EventType.COMPLETED]
+    for done, kind, amount in (
+        (completed[0], EventType.REFUNDED, 3),
+        (completed[1], EventType.REVERSED, 5),
+    ):
+        version = max(e.version for e in log if e.job_id == done.job_id)
+        store.append(
+            done.job_id, version, [NewEvent(kind, {"amount": amount, "reason": "r"}, "ops")]
+        )
+    log = list(store.read_all())
     accounting = tmp_path / "accounting.db"
     args = ("--accounting", str(accounting), "--until-head", "--page-size", "5")
     first = run_example("accounting_follower.py", db_url, *args, cwd=tmp_path)
@@ -134,5 +144,20 @@ def test_the_accounting_follower_copies_each_settlement_once(
             "SELECT idempotency_key, amount, currency, occurred_at FROM entries ORDER BY position"
         ).fetchall()
         (position,) = db.execute("SELECT position FROM tracking").fetchone()
-    assert rows == settled(log)
+    requests = {e.job_id: e.data["request"] for e in log if e.type is EventType.ENQUEUED}
+    back = {
+        e.position: (
+            requests[e.job_id]["idempotency_key"],
+            e.data["amount"],
+            requests[e.job_id]["currency"],
+            e.occurred_at.isoformat(),
+        )
+        for e in log
+        if e.type in (EventType.REFUNDED, EventType.REVERSED)
+    }
+    paid = dict(
+        zip([e.position for e in log if e.type is EventType.COMPLETED], settled(log), strict=True)
+    )
+    assert rows == [row for _, row in sorted({**paid, **back}.items())]
+    assert len(back) == 2
     assert position == log[-1].position

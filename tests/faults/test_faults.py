@@ -87,7 +87,7 @@ def test_paused_worker_late_outcome_is_refused(fault_ledger: Ledger, workers: Wo
         "completed",
     ]
     assert events[2].data["reason"] == "lease expired" and events[2].data["attempt"] == 1
-    assert events[5].data == {"attempt": 2}
+    assert events[5].data == {"attempt": 2, "amount": 10_000}
     assert events[5].actor == events[4].actor != events[1].actor
 
 

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow
 
 
 def add_jobs(store: EventStore, count: int, prefix: str) -> None:
-    """``count`` jobs: most paid at once, every fourth failed then paid, every fifth left open."""
+    """``count`` jobs: most paid at once, every fourth failed then paid, every fifth left open;
+    every third paid one partly refunded, every seventh reversed in full."""
     results = store.enqueue_many(
         [
             request(idempotency_key=f"{prefix}-{i}", amount=100 + i, currency=("KRW", "USD")[i % 2])
@@ -55,7 +56,14 @@ def add_jobs(store: EventStore, count: int, prefix: str) -> None:
                 NewEvent(EventType.REQUEUED, retry),
                 NewEvent(EventType.ATTEMPTED, {"attempt": 2, "lease_until": None}, "w"),
             ]
-        events.append(NewEvent(EventType.COMPLETED, {"attempt": len(events) // 3 + 1}, "w"))
+        amount = 100 + i
+        done = {"attempt": len(events) // 3 + 1, "amount": amount, "reference": f"po-{i}"}
+        events.append(NewEvent(EventType.COMPLETED, done, "w"))
+        if i % 3 == 0:
+            events.append(NewEvent(EventType.REFUNDED, {"amount": 7, "reason": "correction"}))
+        if i % 7 == 0:
+            back = amount - (7 if i % 3 == 0 else 0)
+            events.append(NewEvent(EventType.REVERSED, {"amount": back, "reason": "bounced"}))
         store.append(result.job_id, 1, events)
 
 
@@ -117,21 +125,15 @@ def test_sigkill_at_any_moment_leaves_an_exact_copy(
 
 
 def expected_copy(store: EventStore) -> list[tuple[int, str, str, int, str]]:
-    """What the accounting database must hold: each completed job at its completion."""
+    """What the accounting database must hold: each payment, refund and reversal, at its
+    position, in the job's currency."""
     requests: dict[str, dict[str, object]] = {}
     rows: list[tuple[int, str, str, int, str]] = []
     for event in store.read_all():
         if event.type is EventType.ENQUEUED:
             requests[event.job_id] = event.data["request"]
-        elif event.type is EventType.COMPLETED:
-            paid = requests[event.job_id]
-            rows.append(
-                (
-                    event.position,
-                    event.job_id,
-                    "completed",
-                    int(paid["amount"]),
-                    str(paid["currency"]),
-                )  # type: ignore[call-overload]
-            )
+        elif event.type in (EventType.COMPLETED, EventType.REFUNDED, EventType.REVERSED):
+            currency = str(requests[event.job_id]["currency"])
+            amount = int(event.data["amount"])
+            rows.append((event.position, event.job_id, event.type.value, amount, currency))
     return rows

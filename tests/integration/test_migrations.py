@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger import migrate
-from ledger.events import EventType
+from ledger.errors import DatabaseRefused
+from ledger.events import EventType, NewEvent
 from ledger.schema import metadata as events_metadata
 from ledger.store import EventStore
+from projections import queries, reconcile
+from projections.runner import Projector
 from projections.schema import metadata as projections_metadata
 from tests.factories import request
 
@@ -113,3 +117,33 @@ def test_as_of_walks_the_primary_key_alone(db_url: str, engine: Engine) -> None:
     migrate.upgrade(db_url)
     engine.dispose()
     assert included()
+
+
+def test_0012_carries_a_projected_log_over_and_refuses_to_go_back_past_new_events(
+    db_url: str, engine: Engine
+) -> None:
+    store = EventStore(engine)
+    job_id = store.enqueue(request(amount=7_000), max_attempts=1).job_id
+    store.append(job_id, 1, [NewEvent(EventType.ATTEMPTED, {"attempt": 1}, "w")])
+    # the form of `completed` before 0012: no amount
+    store.append(job_id, 2, [NewEvent(EventType.COMPLETED, {"attempt": 1}, "w")])
+    Projector(store).catch_up()
+    # down to 0011 and up again: the projected rows go through 0012 data migration
+    migrate.downgrade(db_url, "0011_position_carries_time")
+    engine.dispose()
+    with pytest.raises(DatabaseRefused):  # the CHECK before 0012: no such event type yet
+        store.append(job_id, 3, [NewEvent(EventType.REFUNDED, {"amount": 1, "reason": "r"}, "o")])
+    migrate.upgrade(db_url)
+    engine.dispose()
+    stats = queries.stats(engine, datetime.now(UTC)).as_api()["stats"]
+    assert stats["amounts"]["KRW"]["paid"] == 7_000
+    assert reconcile.check(store).difference_count == 0  # as a replay from event 0 has it
+    store.append(job_id, 3, [NewEvent(EventType.REFUNDED, {"amount": 1_000, "reason": "r"}, "o")])
+    Projector(store).catch_up()
+    assert reconcile.check(store).difference_count == 0
+    with pytest.raises(RuntimeError, match="cannot go back"):
+        migrate.downgrade(db_url, "0011_position_carries_time")
+    engine.dispose()
+    # the append-only triggers survived the CHECK's rewrite
+    with pytest.raises(sa.exc.DatabaseError), engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events")

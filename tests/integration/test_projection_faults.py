@@ -199,5 +199,6 @@ def test_an_error_inside_copy_reaches_the_store_edge_as_sqlalchemys(engine: Engi
     row = ("job-1", "waiting", 1, 1, 0, 0, 3, None, None, None, None)
     row += ("2026-01-01 00:00:00.000000",) * 2 + (None, None)
     row += ("user-1", "place-1", "mission-1", 100, "KRW", "key-1")
+    row += (1, None, 0, 0, 0, None, None, None)  # round, its amount, money, provider
     with pytest.raises(sa.exc.IntegrityError, match="pk_job_state"), engine.begin() as conn:
         writer(conn.dialect).insert(conn, LIVE.job_state, [row, row])  # the same key twice

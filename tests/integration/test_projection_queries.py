@@ -77,10 +77,17 @@ def test_stats_counts_amounts_and_delayed_at_query_time(store: EventStore, engin
         "waiting": 0,
         "delayed": 5_000,
         "processing": 1,
+        "submitted": 0,
         "failed": 0,
         "dlq": 300,
         "completed": 7_000,
+        "cancelled": 0,
         "enqueued": 12_301,
+        "paid": 7_000,
+        "reversed": 0,
+        "refunded": 0,
+        "net": 7_000,
+        "overdue": 0,
     }
     after = queries.stats(engine, now + timedelta(hours=2)).as_api()["stats"]
     assert (after["waiting"], after["delayed"]) == (2, 0)

@@ -198,6 +198,15 @@ class MemoryLog:
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         return [(e.position, e.job_id, e.type) for e in self.events[after : after + limit]]
 
+    def submitted_due(self, now: datetime, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        found = [
+            event
+            for event in self.events[after:]
+            if event.type is EventType.SUBMITTED
+            and event.version == len(self._streams[event.job_id])
+        ][:limit]
+        return [event for event in found if _due(event) <= now]
+
     # -- the relay's recovery checkpoint --------------------------------------------
 
     def live_checkpoint(self) -> LiveCheckpoint | None:
@@ -231,3 +240,8 @@ def _seal(
     return StoredEvent(
         position, job_id, version, new.type, data, now, new.actor, key, prev_hash, digest
     )
+
+
+def _due(event: StoredEvent) -> datetime:
+    due = event.data.get("due_at")
+    return datetime.min.replace(tzinfo=UTC) if due is None else datetime.fromisoformat(str(due))

@@ -21,6 +21,16 @@ LEGAL = {
     (S.FAILED, E.REQUEUED): S.WAITING,
     (S.FAILED, E.DEAD_LETTERED): S.DEAD,
     (S.DEAD, E.REQUEUED): S.WAITING,
+    (S.PROCESSING, E.SUBMITTED): S.SUBMITTED,
+    (S.SUBMITTED, E.COMPLETED): S.COMPLETED,
+    (S.SUBMITTED, E.FAILED): S.FAILED,
+    (S.COMPLETED, E.REQUEUED): S.WAITING,
+    (S.WAITING, E.CANCELLED): S.CANCELLED,
+    (S.FAILED, E.CANCELLED): S.CANCELLED,
+    (S.DEAD, E.CANCELLED): S.CANCELLED,
+    (S.SUBMITTED, E.CANCELLED): S.CANCELLED,
+    (S.COMPLETED, E.REVERSED): S.COMPLETED,
+    (S.COMPLETED, E.REFUNDED): S.COMPLETED,
 }
 ALL_PAIRS = list(itertools.product([None, *JobStatus], EventType))
 
@@ -41,10 +51,15 @@ def test_every_illegal_transition_is_refused(state: JobStatus | None, event: Eve
     assert event.value in str(caught.value)
 
 
-def test_completed_is_final() -> None:
+def test_cancelled_is_final() -> None:
     for event in EventType:
         with pytest.raises(IllegalTransition):
-            next_status("j", S.COMPLETED, event)
+            next_status("j", S.CANCELLED, event)
+
+
+def test_only_money_records_and_a_new_round_follow_completed() -> None:
+    allowed = {event for event in EventType if (S.COMPLETED, event) in LEGAL}
+    assert allowed == {E.REVERSED, E.REFUNDED, E.REQUEUED}
 
 
 def test_fold_tracks_attempts_errors_and_budget() -> None:

@@ -10,7 +10,7 @@ from ledger.errors import IllegalTransition
 from ledger.events import EventType, StoredEvent, epoch_ms
 from ledger.lifecycle import JobStatus
 from ledger.lifecycle import fold as lifecycle_fold
-from projections.fold import ENQUEUED, Changes, Fold, JobState, Totals
+from projections.fold import ENQUEUED, Changes, DayTotals, Fold, JobState, Totals
 from projections.memory import MemoryProjection
 from projections.stats import balances, stats_from_jobs, stats_from_rows
 from tests.factories import T0, stored
@@ -51,7 +51,7 @@ def fold_batch(fold: Fold, events: list[StoredEvent]) -> Changes:
         (
             [E.ENQUEUED, E.ATTEMPTED, E.COMPLETED],
             "completed",
-            {("KRW", ENQUEUED): 1, ("KRW", "completed"): 1},
+            {("KRW", ENQUEUED): 1, ("KRW", "completed"): 1, ("KRW", "paid"): 1},
         ),
         (
             [E.ENQUEUED, E.ATTEMPTED, E.FAILED, E.DEAD_LETTERED],
@@ -93,7 +93,7 @@ def test_state_moves_between_buckets_across_batches() -> None:
 def test_completion_is_summed_on_its_utc_day() -> None:
     events = history(E.ENQUEUED, E.ATTEMPTED, E.COMPLETED)
     changes = fold_batch(Fold(), events)
-    assert changes.daily == {(date(2026, 1, 1), "KRW"): Totals(1, 10_000)}
+    assert changes.daily == {(date(2026, 1, 1), "KRW"): DayTotals(1, 10_000)}
 
 
 def test_a_batch_needs_the_jobs_it_did_not_enqueue() -> None:
@@ -178,10 +178,17 @@ def test_delayed_is_waiting_with_a_future_due_time() -> None:
         "waiting": 10_000,
         "delayed": 10_000,
         "processing": 0,
+        "submitted": 0,
         "failed": 0,
         "dlq": 0,
         "completed": 0,
+        "cancelled": 0,
         "enqueued": 20_000,
+        "paid": 0,
+        "reversed": 0,
+        "refunded": 0,
+        "net": 0,
+        "overdue": 0,
     }
 
 

@@ -28,9 +28,14 @@ LEDGER_API = {
     "NaiveTime",
     "PermanentFailure",
     "PositionPastHead",
+    "ProviderRefused",
+    "ProviderResult",
+    "RecordConflict",
     "SchemaNotReady",
     "SettlementRequest",
     "StoredEvent",
+    "TooMuchBack",
+    "WrongState",
 }
 
 SCRIPTS_API = {

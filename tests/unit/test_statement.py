@@ -254,7 +254,7 @@ def test_a_statement_may_carry_references_instead_of_keys() -> None:
 
 def test_settlements_carry_the_providers_reference_and_settle_once() -> None:
     enq = default_data(EventType.ENQUEUED)
-    done = {"attempt": 1, "provider": {"reference": "po_42", "fee": 0, "status": "paid"}}
+    done = {"attempt": 1, "amount": 10_000, "reference": "po_42", "fee": 0, "status": "paid"}
     events = [
         stored(EventType.ENQUEUED, data=enq),
         stored(EventType.ATTEMPTED, version=2),
