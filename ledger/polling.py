@@ -18,11 +18,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ledger.claims import ClaimedJob, Outcome
+from ledger.claims import ClaimedJob, Outcome, logged_request
 from ledger.errors import ConcurrencyError, WrongState
 from ledger.handler import Handler, ProviderCall, polled, provider_call
 from ledger.lifecycle import Job
-from ledger.request import SettlementRequest
 from ledger.service import Ledger
 
 log = logging.getLogger("ledger.polling")
@@ -69,7 +68,7 @@ class Poller:
         return settled
 
     def _look_up(self, job: Job) -> bool:
-        claimed = ClaimedJob(job, job.updated_at, SettlementRequest.model_construct(**job.request))
+        claimed = ClaimedJob(job, job.updated_at, logged_request(job.request))
         answer = polled(self.poll, claimed)
         try:
             if isinstance(answer, Outcome):

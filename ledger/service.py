@@ -22,23 +22,20 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
 from ledger.append_sql import WriteLimits
-from ledger.claims import ClaimBatch, ClaimedJob, Outcome, OutcomeResult
+from ledger.claim_plan import outcome_rounds, plan_claim
+from ledger.claims import ClaimBatch, ClaimedJob, Outcome, OutcomeResult, logged_request
 from ledger.db import create_engine
 from ledger.decisions import (
-    attempt_event,
     completion_events,
     dlq_requeue_event,
     failure_events,
-    from_ms,
-    may_attempt,
     placement,
 )
 from ledger.errors import (
@@ -221,7 +218,7 @@ class Ledger(SettlementCommands):
         keeps its own rules: stale outcomes are refused, claims the log refuses
         are repaired. If Redis cannot be reached the outcomes are still recorded.
         """
-        rounds = list(_rounds(outcomes)) or [[]]
+        rounds = list(outcome_rounds(outcomes)) or [[]]
         results: dict[int, OutcomeResult] = {}
         for batch in rounds[:-1]:  # a job with two outcomes in one call: rare
             results.update(self._exchange_round(worker_id, batch, 0, lease)[0])
@@ -233,7 +230,7 @@ class Ledger(SettlementCommands):
         self, worker_id: str, batch: list[tuple[int, Outcome]], n: int, lease: timedelta
     ) -> tuple[dict[int, OutcomeResult], ClaimBatch]:
         outcome_states = {o.job.id: o.job.state for _, o in batch}
-        plan = self._plan_claim(worker_id, n, lease, busy=outcome_states.keys())
+        plan = plan_claim(self.queue, self._states, worker_id, n, lease, busy=outcome_states.keys())
         appends = [
             StreamAppend(o.job.id, o.job.state.version, self._outcome_events(o)) for _, o in batch
         ]
@@ -245,7 +242,7 @@ class Ledger(SettlementCommands):
         # the payload cache keeps the waiting state it was pushed with: nothing reads a
         # claimed job's entry (outcomes carry their state, the reaper reads the log)
         claimed = [
-            ClaimedJob(job, plan.lease_until, _logged_request(job.request))
+            ClaimedJob(job, plan.lease_until, logged_request(job.request))
             for job in folded(plan.states, attempted).values()
         ]
         stale = [e.job_id for e in result.rejected if e.job_id in outcome_states]
@@ -261,41 +258,6 @@ class Ledger(SettlementCommands):
                 refused = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
                 out[index] = OutcomeResult(o.job.id, o.job.attempt, refused=refused)
         return out, ClaimBatch(claimed, plan.now, plan.next_due)
-
-    def _plan_claim(
-        self, worker_id: str, n: int, lease: timedelta, *, busy: Collection[str] = ()
-    ) -> _ClaimPlan:
-        """Lease up to ``n`` jobs in Redis and prepare their ``attempted`` events.
-
-        Jobs the log does not allow to start (a stale push, a job in ``busy``:
-        its outcome is in the same append) are left for ``QueueRepair.repair``.
-        """
-        lease_ms = max(int(lease.total_seconds() * 1000), 1)
-        if n <= 0:
-            return _ClaimPlan(now=datetime.now(UTC))
-        try:
-            got = self.queue.claim(n, lease_ms)
-        except QueueUnavailable:
-            if not busy:
-                raise
-            log.warning("Redis cannot be reached: recording outcomes without claiming")
-            return _ClaimPlan(now=datetime.now(UTC))
-        plan = _ClaimPlan(
-            now=from_ms(got.now_ms),
-            next_due=None if got.next_due_ms is None else from_ms(got.next_due_ms),
-            lease_until=from_ms(got.now_ms + lease_ms),
-        )
-        if not got.job_ids:
-            return plan
-        plan.states = self._states([job_id for job_id in got.job_ids if job_id not in busy])
-        for job_id in dict.fromkeys(got.job_ids):
-            job = plan.states.get(job_id)
-            if job is None or job_id in busy or not may_attempt(job, plan.now):
-                plan.repair.append(job_id)
-                continue
-            event = attempt_event(job, worker_id, plan.lease_until)
-            plan.appends.append(StreamAppend(job_id, job.version, [event]))
-        return plan
 
     def renew(self, jobs: Sequence[ClaimedJob], lease: timedelta) -> list[str]:
         """Extend the leases of running jobs (Redis only); returns ids whose lease was lost.
@@ -367,7 +329,7 @@ class Ledger(SettlementCommands):
         if state.status is not JobStatus.PROCESSING or state.attempts != attempt:
             raise StaleAttempt(job, attempt, state.attempts)
         lease_until = state.lease_until or state.updated_at
-        return ClaimedJob(state, lease_until, _logged_request(state.request))
+        return ClaimedJob(state, lease_until, logged_request(state.request))
 
     # -- operators ---------------------------------------------------------------
 
@@ -435,42 +397,6 @@ class Ledger(SettlementCommands):
     def close(self) -> None:
         self.engine.dispose()
         self.queue.close()
-
-
-@dataclass
-class _ClaimPlan:
-    """What a claim took from Redis and will append: ``attempted`` per job it may start."""
-
-    now: datetime
-    next_due: datetime | None = None
-    lease_until: datetime = field(default_factory=lambda: datetime.now(UTC))
-    states: dict[str, Job] = field(default_factory=dict)
-    appends: list[StreamAppend] = field(default_factory=list)
-    repair: list[str] = field(default_factory=list)
-
-
-def _logged_request(record: Mapping[str, Any]) -> SettlementRequest:
-    """The request of a job from the log, without validating it again.
-
-    It was validated before its ``enqueued`` event was appended, and the log is
-    append-only; validating every claimed job's request again cost more CPU than
-    the rest of the claim.
-    """
-    return SettlementRequest.model_construct(**record)
-
-
-def _rounds(outcomes: Sequence[Outcome]) -> Iterator[list[tuple[int, Outcome]]]:
-    """Split outcomes so each job appears once per append (``append_many``'s rule)."""
-    pending = list(enumerate(outcomes))
-    while pending:
-        seen: set[str] = set()
-        batch: list[tuple[int, Outcome]] = []
-        rest: list[tuple[int, Outcome]] = []
-        for item in pending:
-            (rest if item[1].job.id in seen else batch).append(item)
-            seen.add(item[1].job.id)
-        yield batch
-        pending = rest
 
 
 def build_ledger(settings: Settings) -> Ledger:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, assert_never
 
-from ledger.claims import ClaimedJob
+from ledger.claims import ClaimedJob, logged_request
 from ledger.decisions import (
     cancel_event,
     confirmation_event,
@@ -48,7 +48,6 @@ from ledger.money import MAX_AMOUNT, format_amount
 from ledger.ports import EventLog
 from ledger.provider import ProviderResult, provider_result
 from ledger.repair import QueueRepair
-from ledger.request import SettlementRequest
 from ledger.retry import RetryPolicy
 
 #: tries of a command whose append lost a race (each reads the job again)
@@ -173,7 +172,7 @@ class Settling:
                 "cancel",
                 "through the provider: this ledger's handler has no `cancel` for it",
             )
-        claimed = ClaimedJob(job, job.updated_at, SettlementRequest.model_construct(**job.request))
+        claimed = ClaimedJob(job, job.updated_at, logged_request(job.request))
         # ``ProviderRefused`` (or any error) from the provider propagates: nothing is appended
         answer = provider_result(provider_cancel(claimed))
         return cancel_event(actor, reason, answer)

@@ -32,87 +32,25 @@ waiting through ``failed``, which would spend an attempt of its budget.
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import assert_never
 
 from ledger.claim_sizing import Prefetch
 from ledger.errors import DatabaseUnavailable, LedgerError, QueueUnavailable
 from ledger.handler import Handler, run_handler
-from ledger.lifecycle import JobStatus
 from ledger.polling import Poller
 from ledger.service import ClaimBatch, ClaimedJob, Ledger, Outcome, OutcomeResult
+from ledger.trouble import Trouble, report
+from ledger.worker_options import WorkerOptions, WorkerStats, counter_of, new_worker_id
 
 log = logging.getLogger("ledger.worker")
 
 #: first and longest wait (seconds) between start-up checks of a backend that is away
 START_BACKOFF = (0.25, 5.0)
-
-
-def new_worker_id() -> str:
-    """``host:pid:random``: unique per process, readable in the log's ``actor`` column."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    """How a worker runs (the CLI fills these from its flags and the settings)."""
-
-    concurrency: int = 1
-    #: jobs claimed ahead of free handler threads (default: adaptive, see
-    #: ``ledger.claim_sizing``); bigger batches mean fewer SQL transactions per job,
-    #: but prefetched jobs wait leased
-    prefetch: int | None = None
-    burst: bool = False
-    #: in burst mode, delayed jobs due further ahead than this are left for another run
-    burst_horizon: timedelta = timedelta(seconds=60)
-    lease: timedelta = timedelta(seconds=30)
-    sweep_seconds: float = 1.0
-    #: longest block on Redis while idle (a push wakes the claimer sooner)
-    idle_seconds: float = 1.0
-    #: most outcomes recorded in one SQL transaction
-    batch: int = 500
-    #: how long the flusher waits for more outcomes to join a batch
-    linger_seconds: float = 0.005
-    #: how often stale payload cache entries are dropped from Redis
-    cleanup_seconds: float = 600.0
-
-    @property
-    def prefetch_count(self) -> int:
-        """The prefetch before any job ran (the adaptive one starts at ``concurrency``)."""
-        return self.concurrency if self.prefetch is None else self.prefetch
-
-
-@dataclass
-class WorkerStats:
-    """What this worker recorded."""
-
-    claimed: int = 0
-    completed: int = 0
-    #: payouts the provider accepted to confirm later, and those a look-up settled
-    submitted: int = 0
-    polled: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    refused: int = 0
-    lost_leases: int = 0
-    #: delayed jobs left in the queue when a burst run stopped (due past its horizon)
-    delayed_left: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count(self, claimed: int = 0, **states: int) -> None:
-        with self.lock:
-            self.claimed += claimed
-            for name, value in states.items():
-                setattr(self, name, getattr(self, name) + value)
 
 
 class Worker:
@@ -142,7 +80,7 @@ class Worker:
         self._handlers_done = threading.Event()
         #: the start-up recovery is done (until then the maintenance tick retries it)
         self._recovered = False
-        self._trouble = _Trouble()
+        self._trouble = Trouble()
         self._slots = threading.Condition()
         #: one claim at a time (the claimer's, or the flusher's with its outcomes)
         self._claiming = threading.Lock()
@@ -363,7 +301,7 @@ class Worker:
                         self.worker_id, batch, free, self.options.lease
                     )
                 except Exception as error:  # keep the flusher alive; the batch is retried
-                    _report(f"recording {len(batch)} outcomes", error)
+                    report(f"recording {len(batch)} outcomes", error)
                     continue
                 self._release([outcome.job.id for outcome in batch])
                 self._start(claimed.jobs)
@@ -377,7 +315,7 @@ class Worker:
                 log.info("%s", result.refused.message)
                 self.stats.count(refused=1)
             elif result.state is not None:
-                self.stats.count(**{_counter(result.state.status): 1})
+                self.stats.count(**{counter_of(result.state.status): 1})
 
     def _release(self, job_ids: Sequence[str]) -> None:
         with self._slots:
@@ -472,48 +410,4 @@ class Worker:
         return True
 
 
-class _Trouble:
-    """Steps that fail: one line when one starts failing (or fails another way), one when it
-    works again, instead of a line per retry while a backend is away."""
-
-    def __init__(self) -> None:
-        self._failing: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def failed(self, what: str, error: Exception) -> None:
-        kind = type(error).__name__
-        with self._lock:
-            repeated = self._failing.get(what) == kind
-            self._failing[what] = kind
-        if not repeated or not isinstance(error, LedgerError):
-            _report(what, error)
-
-    def worked(self, what: str) -> None:
-        with self._lock:
-            was = self._failing.pop(what, None)
-        if was is not None:
-            log.info("%s works again", what)
-
-
-def _report(what: str, error: Exception) -> None:
-    """A ledger error is expected (a backend is down): one line. Anything else: a traceback."""
-    if isinstance(error, LedgerError):
-        log.warning("%s failed (%s); retrying", what, error.message)
-    else:
-        log.exception("%s failed unexpectedly; retrying", what)
-
-
-def _counter(status: JobStatus) -> str:
-    """The worker statistic an outcome that left the job in ``status`` counts towards."""
-    match status:
-        case JobStatus.COMPLETED:
-            return "completed"
-        case JobStatus.DEAD:
-            return "dead_lettered"
-        case JobStatus.SUBMITTED:
-            return "submitted"
-        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.FAILED | JobStatus.CANCELLED:
-            # cancelled: an outcome never cancels; counted with the jobs not finished by it
-            return "retried"
-        case _:
-            assert_never(status)
+__all__ = ["Worker", "WorkerOptions", "WorkerStats", "new_worker_id"]

@@ -31,7 +31,7 @@ from ledger.lifecycle import (
 )
 from ledger.relay import _WAITING
 from ledger.schema import TYPE_KNOWN
-from ledger.worker import _counter
+from ledger.worker_options import counter_of
 from projections.fold import EFFECTS, Effect, effect_of
 from projections.stats import BUCKETS, STATUS_BUCKET, bucket_of, empty_buckets
 from tests.factories import stored
@@ -73,7 +73,7 @@ def test_every_status_has_its_place_bucket_and_counter(status: JobStatus) -> Non
     assert STATUS_BUCKET[status.value] == bucket_of(status)
     assert bucket_of(status) in BUCKETS
     assert bucket_of(status) in empty_buckets()
-    assert _counter(status) in {"completed", "submitted", "dead_lettered", "retried"}
+    assert counter_of(status) in {"completed", "submitted", "dead_lettered", "retried"}
 
 
 def test_the_buckets_are_the_statuses_and_delayed() -> None:
