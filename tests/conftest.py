@@ -54,3 +54,4 @@ from tests.queue_fixtures import (  # noqa: E402, F401
     redis_client,
 )
 from tests.redis_cluster import redis_cluster  # noqa: E402, F401
+from tests.toss_support import payouts, sleeps, toss  # noqa: E402, F401
