@@ -100,3 +100,23 @@ recovery_live_jobs = sa.Table(
     metadata,
     sa.Column("job_id", identifier(36), primary_key=True),
 )
+
+
+#: Webhooks a payment provider delivered and the ledger verified (migration 0013): the
+#: idempotency record (one row per provider event id) and the operators' inbox of what
+#: could not be tied to a job, or was only for their eyes (``ledger.providers.toss.inbox``).
+provider_webhooks = sa.Table(
+    "provider_webhooks",
+    metadata,
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("event_id", identifier(200), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("payout_id", identifier(200), nullable=True),
+    sa.Column("job_id", identifier(36), nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("provider", "event_id"),
+    sa.Index("ix_provider_webhooks_outcome", "outcome"),
+)

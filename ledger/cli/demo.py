@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from ledger.audit.statement import parse_statement
 from ledger.audit.verify import verify_log
 from ledger.cli.app import app, console
+from ledger.cli.demo_toss import toss_demo
 from ledger.cli.dlq import print_dlq
 from ledger.cli.projections import print_history, print_stats
 from ledger.compose.demo import OPERATOR, DemoOptions, DemoRun, run_demo
@@ -25,9 +27,21 @@ from projections import history, queries
 from projections.queries import TotalRow
 
 
+class Provider(StrEnum):
+    """Who the demo pays through."""
+
+    SIMULATED = "simulated"
+    TOSS_STUB = "toss-stub"
+
+
 @app.command()
 def demo(
-    jobs: Annotated[int, typer.Option(min=1, max=200_000, help="Settlements to enqueue.")] = 1000,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=200_000, help="Settlements to enqueue (1000; 24 with --provider toss-stub)."
+        ),
+    ] = None,
     fail_rate: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Share of gateway calls that time out.")
     ] = 0.1,
@@ -35,8 +49,19 @@ def demo(
     database: Annotated[
         Path, typer.Option(help="SQLite file to create (replaced if it exists).")
     ] = Path("ledger-demo.db"),
+    provider: Annotated[
+        Provider,
+        typer.Option(
+            help="simulated: the built-in gateway; toss-stub: the Toss handler against a "
+            "faithful stub of Toss's payout API on a loopback port (docs/providers/toss.md)."
+        ),
+    ] = Provider.SIMULATED,
 ) -> None:
     """Run the whole system on a fresh SQLite ledger and show what an auditor sees."""
+    if provider is Provider.TOSS_STUB:
+        toss_demo(jobs or 24, seed, database)
+        return
+    jobs = jobs or 1000
     options = DemoOptions(jobs=jobs, fail_rate=fail_rate, seed=seed, database=database)
     console.print(
         f"[bold]settlement ledger demo[/]: {jobs:,} settlements, gateway fail rate "

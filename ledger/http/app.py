@@ -17,16 +17,31 @@ from ledger.http.body import BodyGuard
 from ledger.http.deps import Wiring
 from ledger.http.headers import SecurityHeaders, keep_query_values_out_of_the_access_log
 from ledger.http.problems import documented
-from ledger.http.routes import audit, docs, health, jobs, metrics, queue, settle, settlements
+from ledger.http.routes import (
+    audit,
+    docs,
+    health,
+    jobs,
+    metrics,
+    queue,
+    settle,
+    settlements,
+    webhooks,
+)
+from ledger.providers.toss.inbox import WebhookInbox
+from ledger.providers.toss.settings import TossSettings
+from ledger.providers.toss.webhooks import TossWebhooks
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
 
 
-def create_app(ledger: Ledger, *, background: Background | None = None) -> FastAPI:
+def create_app(
+    ledger: Ledger, *, background: Background | None = None, toss: TossWebhooks | None = None
+) -> FastAPI:
     """The API over ``ledger``; tokens come from ``ledger.settings.api_tokens``.
 
     ``background`` (the embedded default's projector and worker) is started with
-    the server and stopped with it.
+    the server and stopped with it; ``toss`` receives ``POST /api/webhooks/toss``.
     """
 
     url = ledger.settings.audit_database_url
@@ -60,7 +75,7 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
     registry.watch(ledger)
     # routes get these through ledger.http.deps, never from the state itself
     app.state.wiring = Wiring(
-        ledger=ledger, metrics=registry, tokens=tokens, audit_engine=audit_engine
+        ledger=ledger, metrics=registry, tokens=tokens, audit_engine=audit_engine, toss=toss
     )
     # the last added runs first: the token is checked before the body is read
     app.add_middleware(BodyGuard, max_bytes=ledger.settings.max_body_bytes)
@@ -69,6 +84,8 @@ def create_app(ledger: Ledger, *, background: Background | None = None) -> FastA
     errors.install(app)
     for module in (settlements, queue, jobs, settle, audit, metrics):
         app.include_router(module.router, responses=documented(*API_ERRORS))
+    app.include_router(webhooks.router, responses=documented(413))
+    app.include_router(webhooks.inbox_router, responses=documented(*API_ERRORS))
     app.include_router(health.router, responses=documented(400, 413))
     app.include_router(docs.router)
     return app
@@ -94,4 +111,17 @@ def app_from_environment() -> FastAPI:
     background = Background(
         ledger, Metrics(), handler=settings.handler if embedded else None, embedded=embedded
     )
-    return create_app(ledger, background=background)
+    return create_app(ledger, background=background, toss=toss_webhooks(ledger, TossSettings()))
+
+
+def toss_webhooks(ledger: Ledger, settings: TossSettings) -> TossWebhooks | None:
+    """Toss's webhook receiver for ``ledger``, when the security key is configured."""
+    if settings.security_key is None:
+        return None
+    return TossWebhooks(
+        ledger=ledger,
+        inbox=WebhookInbox(ledger.engine),
+        key=settings.security_bytes(),
+        tolerance_seconds=settings.webhook_tolerance_seconds,
+        actor=settings.actor,
+    )

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from ledger.compose.metrics import Metrics
 from ledger.http.roles import Role
 from ledger.log_reader import LogReader
+from ledger.providers.toss.webhooks import TossWebhooks
 from ledger.replica import replica_lag
 from ledger.service import Ledger
 from ledger.settings import Settings
@@ -35,6 +36,8 @@ class Wiring:
     tokens: Tokens
     #: where auditors read: a streaming replica (``LEDGER_AUDIT_DATABASE_URL``), else None
     audit_engine: Engine | None = None
+    #: Toss's webhook receiver (``LEDGER_TOSS_SECURITY_KEY`` set), else None
+    toss: TossWebhooks | None = None
 
 
 def wiring(request: Request) -> Wiring:
@@ -61,7 +64,13 @@ def tokens(wired: WiringDep) -> Tokens:
     return wired.tokens
 
 
+def toss(wired: WiringDep) -> TossWebhooks | None:
+    """Toss's webhook receiver, when this server is configured for Toss."""
+    return wired.toss
+
+
 LedgerDep = Annotated[Ledger, Depends(ledger)]
+TossDep = Annotated[TossWebhooks | None, Depends(toss)]
 MetricsDep = Annotated[Metrics, Depends(metrics)]
 TokensDep = Annotated[Tokens, Depends(tokens)]
 
