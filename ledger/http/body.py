@@ -21,6 +21,7 @@ with ``ledger.strict_json.loads``, never ``json.loads``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -29,6 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ledger import strict_json
 from ledger.errors import InvalidRequest, MalformedJson
 from ledger.http.problems import problem_response
+
+#: one line per refused body (the path and why; never the body itself)
+log = logging.getLogger("ledger.http.body")
 
 
 class BodyGuard:
@@ -45,6 +49,7 @@ class BodyGuard:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and not (declared.isascii() and declared.isdigit()):
+            _refused(scope, 400, "invalid Content-Length header")
             await problem_response(400, "invalid Content-Length header")(scope, receive, send)
             return
         if declared is not None and int(declared) > self.max_bytes:
@@ -58,9 +63,11 @@ class BodyGuard:
             try:
                 strict_json.loads(body)
             except MalformedJson as error:
+                _refused(scope, 400, error.message)
                 await problem_response(400, error.message)(scope, receive, send)
                 return
             except InvalidRequest as error:
+                _refused(scope, 422, error.message)
                 response = problem_response(422, error.message, field=error.field)
                 await response(scope, receive, send)
                 return
@@ -83,6 +90,7 @@ class BodyGuard:
                 return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _refused(scope, 413, f"body larger than {self.max_bytes} bytes")
         response = problem_response(
             413,
             f"request body larger than {self.max_bytes} bytes; "
@@ -90,6 +98,11 @@ class BodyGuard:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+def _refused(scope: Scope, status: int, reason: str) -> None:
+    method, path = scope.get("method"), scope.get("path")
+    log.warning("refused %s %s body (%d): %s", method, path, status, reason)
 
 
 def _is_json(content_type: str | None) -> bool:

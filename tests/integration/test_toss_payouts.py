@@ -6,12 +6,15 @@ more than once): 0. docs/providers/toss.md lists the scenarios and the counts.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from ledger.claims import ClaimedJob
 from ledger.errors import PermanentFailure, ProviderRefused
 from ledger.handler import run_handler
 from ledger.lifecycle import JobStatus
+from ledger.polling import Poller
 from ledger.providers.toss.errors import TossRateLimited, TossRefused, TossUnavailable
 from ledger.providers.toss.handler import TossPayouts
 from ledger.providers.toss.stub_server import StubServer
@@ -181,3 +184,22 @@ def test_a_wrong_secret_key_is_a_permanent_refusal(
     toss.stub.secret_key = "test_sk_other"
     with pytest.raises(TossRefused, match="401"):
         payouts(held(ledger))
+
+
+def test_a_silent_payout_is_settled_by_the_workers_look_up(
+    ledger: Ledger, toss: StubServer, payouts: TossPayouts
+) -> None:
+    job_ids = [ledger.enqueue(toss_request(key)).job_id for key in ("k1", "k2")]
+    for _ in job_ids:
+        ledger.record([run_handler(payouts, claim_one(ledger))])
+    by_payout = {ledger.job(job_id).reference: job_id for job_id in job_ids}
+    first, second = toss.stub.payouts
+    toss.stub.complete(first)  # no webhook URL: Toss's word reaches us only by the look-up
+    toss.stub.fail(second, "INVALID_ACCOUNT", "account closed")
+    poller = Poller.of(ledger, payouts, actor="poller")
+    assert poller is not None
+    assert poller.poll_due(datetime.now(UTC) + timedelta(days=1)) == 2
+    assert ledger.job(by_payout[first]).status is JobStatus.COMPLETED
+    dead = ledger.job(by_payout[second])
+    assert dead.status is JobStatus.DEAD and "account closed" in (dead.last_error or "")
+    assert toss.stub.double_payments() == 0

@@ -8,6 +8,7 @@ seller changes are kept for an operator.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +49,12 @@ def log_size(ledger: Ledger) -> int:
     with ledger.engine.connect() as connection:
         count = sa.select(sa.func.count()).select_from(events_table)
         return int(connection.execute(count).scalar_one())
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The refusal lines: the body guard's or the Toss receiver's."""
+    names = ("ledger.http.body", "ledger.providers.toss.webhooks")
+    return [r for r in caplog.records if r.name in names and r.levelno == logging.WARNING]
 
 
 def submitted(ledger: Ledger, payouts: TossPayouts, key: str = "k1") -> tuple[str, str]:
@@ -133,7 +140,12 @@ def test_unknown_payouts_and_seller_changes_are_kept_for_an_operator(
 
 @pytest.mark.parametrize("fault", ["bad_signature", "stale", "unsigned"])
 def test_an_unverified_webhook_is_refused_with_401_and_records_nothing(
-    ledger: Ledger, toss: StubServer, payouts: TossPayouts, client: TestClient, fault: str
+    ledger: Ledger,
+    toss: StubServer,
+    payouts: TossPayouts,
+    client: TestClient,
+    fault: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     job_id, payout_id = submitted(ledger, payouts)
     before = log_size(ledger)
@@ -146,8 +158,10 @@ def test_an_unverified_webhook_is_refused_with_401_and_records_nothing(
     headers = toss.stub.headers(body, old if fault == "stale" else None)
     if fault == "unsigned":
         headers = {"Content-Type": "application/json"}
-    response = client.post(PATH, content=body, headers=headers)
+    with caplog.at_level(logging.WARNING):
+        response = client.post(PATH, content=body, headers=headers)
     assert response.status_code == 401
+    assert len(refusals(caplog)) == 1
     assert log_size(ledger) == before and ledger.job(job_id).status is JobStatus.SUBMITTED
     assert WebhookInbox(ledger.engine).entries() == []
 
@@ -162,21 +176,30 @@ def test_an_unverified_webhook_is_refused_with_401_and_records_nothing(
         (b"[]", 400),
     ],
 )
-def test_bad_input_gets_a_4xx_and_appends_nothing(
-    ledger: Ledger, toss: StubServer, client: TestClient, body: bytes, status: int
+def test_bad_input_gets_a_4xx_appends_nothing_and_logs_one_line(
+    ledger: Ledger,
+    toss: StubServer,
+    client: TestClient,
+    body: bytes,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     before = log_size(ledger)
-    response = client.post(PATH, content=body, headers=toss.stub.headers(body))
+    with caplog.at_level(logging.WARNING):
+        response = client.post(PATH, content=body, headers=toss.stub.headers(body))
     assert response.status_code == status
+    assert len(refusals(caplog)) == 1
     assert log_size(ledger) == before and WebhookInbox(ledger.engine).entries() == []
 
 
 def test_a_1_mb_body_is_refused_unread(
-    ledger: Ledger, toss: StubServer, client: TestClient
+    ledger: Ledger, toss: StubServer, client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = b'{"eventType": "payout.changed", "pad": "' + b"x" * 1_048_576 + b'"}'
-    response = client.post(PATH, content=body, headers=toss.stub.headers(body))
+    with caplog.at_level(logging.WARNING):
+        response = client.post(PATH, content=body, headers=toss.stub.headers(body))
     assert response.status_code == 413
+    assert len(refusals(caplog)) == 1
     assert WebhookInbox(ledger.engine).entries() == []
 
 
