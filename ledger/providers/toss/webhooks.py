@@ -32,7 +32,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import strict_json
-from ledger.errors import ConcurrencyError, JobNotFound, LedgerError, WrongState
+from ledger.errors import (
+    ConcurrencyError,
+    InvalidRequest,
+    JobNotFound,
+    LedgerError,
+    WrongState,
+)
 from ledger.lifecycle import Job, JobStatus
 from ledger.providers.toss.handler import failure_retryable
 from ledger.providers.toss.inbox import InboxEntry, WebhookInbox
@@ -142,11 +148,13 @@ class TossWebhooks:
             return f"already_settled: {type(error).__name__}"[:32]
 
     def _job(self, payout: Payout) -> Job | None:
+        """The job the payout names; ``None`` when it names none of this ledger's. A database
+        fault propagates (500): Toss delivers the event again."""
         if payout.job_id is None:
             return None
         try:
             return self.ledger.job(payout.job_id)
-        except (JobNotFound, LedgerError):
+        except (JobNotFound, InvalidRequest):
             return None
 
     def _keep(
