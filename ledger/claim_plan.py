@@ -32,6 +32,8 @@ class ClaimPlan:
     states: dict[str, Job] = field(default_factory=dict)
     appends: list[StreamAppend] = field(default_factory=list)
     repair: list[str] = field(default_factory=list)
+    #: the queue is paused (``ledger.control``): Redis gave nothing
+    paused: bool = False
 
 
 def outcome_rounds(outcomes: Sequence[Outcome]) -> Iterator[list[tuple[int, Outcome]]]:
@@ -76,6 +78,7 @@ def plan_claim(
         now=from_ms(got.now_ms),
         next_due=None if got.next_due_ms is None else from_ms(got.next_due_ms),
         lease_until=from_ms(got.now_ms + lease_ms),
+        paused=got.paused,
     )
     if not got.job_ids:
         return plan

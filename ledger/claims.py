@@ -78,11 +78,13 @@ def logged_request(record: Mapping[str, Any]) -> SettlementRequest:
 
 @dataclass(frozen=True, slots=True)
 class ClaimBatch:
-    """Jobs claimed in one call, and when the next delayed job falls due (Redis clock)."""
+    """Jobs claimed in one call, and when the next delayed job falls due (Redis clock);
+    ``paused``: the queue is paused (``ledger.control``), so nothing was claimed."""
 
     jobs: list[ClaimedJob]
     now: datetime
     next_due: datetime | None
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

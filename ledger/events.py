@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 
@@ -20,7 +20,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EventType(StrEnum):
-    """The transitions of a job (docs/events.md; ``lifecycle.TRANSITIONS`` is the table)."""
+    """The transitions of a job (docs/events.md; ``lifecycle.TRANSITIONS`` is the table), and
+    the operator events of the queue (``is_operator_event``)."""
 
     ENQUEUED = "enqueued"
     ATTEMPTED = "attempted"
@@ -32,6 +33,42 @@ class EventType(StrEnum):
     CANCELLED = "cancelled"
     REVERSED = "reversed"
     REFUNDED = "refunded"
+    #: the queue's operator stream (``OPERATOR_STREAM``), not a job's: see ``ledger.control``
+    PAUSED = "paused"
+    RESUMED = "resumed"
+
+
+#: the stream of the queue's operator events (pause, resume): one stream of the log that
+#: belongs to no job (job ids are UUIDs, so it cannot be one)
+OPERATOR_STREAM = "operator"
+
+
+def is_operator_event(event_type: EventType) -> bool:
+    """Whether ``event_type`` is an operator event of the queue (``OPERATOR_STREAM``),
+    which the job folds leave out, rather than a transition of a job."""
+    match event_type:
+        case EventType.PAUSED | EventType.RESUMED:
+            return True
+        case (
+            EventType.ENQUEUED
+            | EventType.ATTEMPTED
+            | EventType.FAILED
+            | EventType.DEAD_LETTERED
+            | EventType.REQUEUED
+            | EventType.COMPLETED
+            | EventType.SUBMITTED
+            | EventType.CANCELLED
+            | EventType.REVERSED
+            | EventType.REFUNDED
+        ):
+            return False
+        case _:
+            assert_never(event_type)
+
+
+#: the operator events, and the transitions of jobs (as the log's type text)
+OPERATOR_EVENTS = frozenset(event.value for event in EventType if is_operator_event(event))
+JOB_EVENTS = frozenset(event.value for event in EventType if not is_operator_event(event))
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,9 +376,17 @@ def step_of(event_type: EventType) -> Step:
             step = _requeued
         case EventType.SUBMITTED | EventType.CANCELLED | EventType.REVERSED | EventType.REFUNDED:
             step = _after_queue_step(event_type)
+        case EventType.PAUSED | EventType.RESUMED:
+            step = _no_job
         case _:
             assert_never(event_type)
     return step
+
+
+def _no_job(state: Progress, before: str, _: Moment, __: str, ___: Mapping[str, Any]) -> None:
+    """An operator event (``ledger.control``) moves no job: the table has no row for it, so
+    ``advance`` refuses it before a step runs; this step is never reached."""
+    raise IllegalTransition(state.job_id, JobStatus(before), EventType.PAUSED)
 
 
 def _after_queue_step(

@@ -29,7 +29,7 @@ from ledger.append_sql import for_dialect
 from ledger.db import READ_ONLY, is_sqlite
 from ledger.driver_errors import ledger_error
 from ledger.errors import LedgerError
-from ledger.events import GENESIS_HASH, EventType, StoredEvent, to_utc
+from ledger.events import GENESIS_HASH, OPERATOR_EVENTS, EventType, StoredEvent, to_utc
 from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.schema import events as events_table
 
@@ -358,8 +358,12 @@ def _db_time(moment: datetime) -> datetime:
     return to_utc(moment)
 
 
-#: the event types that finish a job for good: its stream ends with one of them
-_FINISHING = sorted(event.value for event, after in STATUS_AFTER_EVENT.items() if after in TERMINAL)
+#: the event types that finish a job for good (its stream ends with one of them), and the
+#: operator stream's (no job: nothing of it is a job for the hot queue)
+_FINISHING = sorted(
+    {event.value for event, after in STATUS_AFTER_EVENT.items() if after in TERMINAL}
+    | OPERATOR_EVENTS
+)
 
 #: the columns a ``StoredEvent`` is read from, in the order ``to_event`` unpacks them
 EVENT_COLUMNS = tuple(

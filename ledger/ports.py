@@ -146,7 +146,13 @@ class WorkQueue(Protocol):
         ...
 
     def claim(self, limit: int, lease_ms: int, promote: int = 1000) -> Claim:
-        """Promote due delayed jobs, then lease up to ``limit`` ready ones, oldest first."""
+        """Promote due delayed jobs, then lease up to ``limit`` ready ones, oldest first;
+        nothing while the stored controls say paused (``Claim.paused``)."""
+        ...
+
+    def set_controls(self, version: int, *, paused: bool) -> bool:
+        """Store the queue's controls at the operator stream's ``version`` unless a later
+        version is stored; True if stored."""
         ...
 
     def wait(self, timeout: float) -> bool:

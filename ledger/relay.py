@@ -38,9 +38,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ledger.control import Controls, controls_after
 from ledger.decisions import Place, place_of, placement_after
 from ledger.errors import LedgerError
-from ledger.events import EventType, StoredEvent
+from ledger.events import OPERATOR_STREAM, EventType, StoredEvent
 from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.ports import EventLog, WorkQueue
 from ledger.store import LiveCheckpoint
@@ -81,6 +82,8 @@ class Relay:
     #: job id -> when the relay first saw it left waiting (monotonic seconds)
     pending: dict[str, float] = field(default_factory=dict)
     page_size: int = 5000
+    #: the operator stream moved and Redis has not been given its controls since
+    controls_stale: bool = False
 
     def catch_up(self) -> dict[str, EventType]:
         """Read the log's tail after ``position``: the last event type of each changed job."""
@@ -108,6 +111,8 @@ class Relay:
         # The relay's own position and pending jobs change only once every push is
         # acknowledged: a recovery that fails halfway is tried again whole.
         head = self.store.head().position
+        # the controls first: a paused queue's jobs must not be claimable for a moment
+        self.reflect_controls()
         checkpoint = self.store.live_checkpoint()
         if checkpoint is None or checkpoint.position > head:
             pages = self._walk(head)
@@ -148,7 +153,7 @@ class Relay:
         while after < head:
             page = self.store.changes_after(after, self.page_size)
             for position, job_id, kind in page:
-                if position <= head:
+                if position <= head and job_id != OPERATOR_STREAM:
                     last[job_id] = kind
             if len(page) < self.page_size:
                 break
@@ -182,7 +187,14 @@ class Relay:
         if self.queue.looks_flushed():
             return self.recover()
         now = self.clock()
-        for job_id, kind in self.catch_up().items():
+        changed = self.catch_up()
+        if changed.pop(OPERATOR_STREAM, None) is not None:
+            # an operator event since the last sweep: Redis may have missed its change
+            self.controls_stale = True
+        if self.controls_stale:
+            self.reflect_controls()
+            self.controls_stale = False
+        for job_id, kind in changed.items():
             if kind in _WAITING:
                 self.pending.setdefault(job_id, now)
             else:
@@ -197,6 +209,15 @@ class Relay:
         for job_id in ripe:
             del self.pending[job_id]
         return RelayReport(self.position, len(self.pending), pushed, restored)
+
+    def reflect_controls(self, controls: Controls | None = None) -> Controls:
+        """Give Redis the queue's controls (``controls``, or the log's now); an older
+        version than Redis holds is left out (``WorkQueue.set_controls``)."""
+        if controls is None:
+            latest = self.store.latest_events([OPERATOR_STREAM]).get(OPERATOR_STREAM)
+            controls = controls_after(latest)
+        self.queue.set_controls(controls.version, paused=controls.paused)
+        return controls
 
     def _push(
         self, last_events: Iterable[StoredEvent], *, restore_leases: bool = True

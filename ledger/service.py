@@ -51,6 +51,7 @@ from ledger.events import NewEvent
 from ledger.group_commit import GroupCommit
 from ledger.lifecycle import Job, JobStatus, apply, fold
 from ledger.log_reader import LogReader
+from ledger.operating import Operating, OperatorCommands
 from ledger.ports import EventLog, WorkQueue
 from ledger.queue.connect import build_queue
 from ledger.relay import Relay, RelayReport
@@ -74,7 +75,7 @@ GROUP_COMMIT_MAX = 100
 
 
 @dataclass
-class Ledger(SettlementCommands):
+class Ledger(SettlementCommands, OperatorCommands):
     """Write-side operations on settlement jobs. Build it with ``build_ledger``.
 
     It stands on two ports (``ledger.ports``): ``store``, the log, and ``queue``,
@@ -94,6 +95,7 @@ class Ledger(SettlementCommands):
     #: single ``enqueue`` calls of concurrent threads, committed in shared transactions
     _group: GroupCommit[PreparedEnqueue, EnqueueResult] = field(init=False, repr=False)
     settling: Settling = field(init=False)
+    operating: Operating = field(init=False)
 
     def __post_init__(self) -> None:
         self.reader = self.store if isinstance(self.store, LogReader) else LogReader(self.engine)
@@ -103,6 +105,7 @@ class Ledger(SettlementCommands):
             self._write_group, after=self._push_group, max_batch=GROUP_COMMIT_MAX
         )
         self.settling = Settling(self.store, self.repairs, self.policy, self.rng)
+        self.operating = Operating(self.store, self.relay)
 
     # -- enqueue -----------------------------------------------------------------
 
@@ -257,7 +260,7 @@ class Ledger(SettlementCommands):
             else:
                 refused = StaleAttempt(o.job.id, o.job.attempt, current.get(o.job.id))
                 out[index] = OutcomeResult(o.job.id, o.job.attempt, refused=refused)
-        return out, ClaimBatch(claimed, plan.now, plan.next_due)
+        return out, ClaimBatch(claimed, plan.now, plan.next_due, paused=plan.paused)
 
     def renew(self, jobs: Sequence[ClaimedJob], lease: timedelta) -> list[str]:
         """Extend the leases of running jobs (Redis only); returns ids whose lease was lost.

@@ -80,6 +80,8 @@ class Worker:
         self._handlers_done = threading.Event()
         #: the start-up recovery is done (until then the maintenance tick retries it)
         self._recovered = False
+        #: the last claim found the queue paused (``ledger pause``): claims give nothing
+        self.paused = False
         self._trouble = Trouble()
         self._slots = threading.Condition()
         #: one claim at a time (the claimer's, or the flusher's with its outcomes)
@@ -224,6 +226,7 @@ class Worker:
             if free <= 0:
                 return None
             batch = self.ledger.claim_batch(self.worker_id, free, self.options.lease)
+            self.paused = batch.paused
             self._start(batch.jobs)
             return batch
 
@@ -248,6 +251,10 @@ class Worker:
 
     def _idle(self, batch: ClaimBatch) -> None:
         timeout = self.options.idle_seconds
+        if batch.paused:
+            # not on Redis' wake-ups: enqueues go on while paused, and each would wake us
+            self._stop.wait(timeout)
+            return
         if batch.next_due is not None:
             timeout = min(timeout, (batch.next_due - batch.now).total_seconds())
         try:
@@ -304,6 +311,8 @@ class Worker:
                     report(f"recording {len(batch)} outcomes", error)
                     continue
                 self._release([outcome.job.id for outcome in batch])
+                if free > 0:
+                    self.paused = claimed.paused
                 self._start(claimed.jobs)
                 break
         else:
@@ -345,7 +354,11 @@ class Worker:
             if now >= due["cleanup"]:
                 self._guard(self.ledger.cleanup)
                 due["cleanup"] = now + self.options.cleanup_seconds
-            if self.options.burst and self._recovered and self._drained():
+            if self.options.burst and self._recovered and self.paused:
+                log.info("burst: the queue is paused (ledger resume lets workers claim), stopping")
+                self.stats.paused = True
+                self._stop.set()
+            elif self.options.burst and self._recovered and self._drained():
                 log.info(
                     "burst: nothing ready or due within %s, stopping (%d delayed jobs left)",
                     self.options.burst_horizon,

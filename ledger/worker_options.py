@@ -59,6 +59,8 @@ class WorkerStats:
     lost_leases: int = 0
     #: delayed jobs left in the queue when a burst run stopped (due past its horizon)
     delayed_left: int = 0
+    #: a burst run stopped because the queue was paused (``ledger pause``)
+    paused: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, claimed: int = 0, **states: int) -> None:

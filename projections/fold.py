@@ -63,6 +63,8 @@ class Effect(Enum):
     GIVES_BACK = "gives_back"
     #: the job's row and stats bucket change, nothing else
     MOVES = "moves"
+    #: an operator event of the queue (``ledger.control``): no job, no read model of jobs
+    NONE = "none"
 
 
 def effect_of(event_type: EventType) -> Effect:
@@ -84,6 +86,8 @@ def effect_of(event_type: EventType) -> Effect:
             | EventType.CANCELLED
         ):
             return Effect.MOVES
+        case EventType.PAUSED | EventType.RESUMED:
+            return Effect.NONE
         case _:
             assert_never(event_type)
 
@@ -92,6 +96,8 @@ def effect_of(event_type: EventType) -> Effect:
 EFFECTS: Mapping[str, Effect] = {event.value: effect_of(event) for event in EventType}
 #: the types that start a job's stream
 _STARTS = frozenset(kind for kind, effect in EFFECTS.items() if effect is Effect.STARTS)
+#: the types the job folds leave out (the operator stream's)
+_SKIPPED = frozenset(kind for kind, effect in EFFECTS.items() if effect is Effect.NONE)
 #: the status of dead-lettered jobs, and the statuses a job is finished in (as text)
 _DEAD = JobStatus.DEAD.value
 _TERMINAL = frozenset(status.value for status in TERMINAL)
@@ -213,7 +219,7 @@ class Fold:
         """Jobs that ``rows`` need and this fold does not hold (touched, not enqueued in them)."""
         held = self.jobs
         # comprehensions and set algebra: this runs over every page of a replay
-        needed = {row[1] for row in rows if row[1] not in held}
+        needed = {row[1] for row in rows if row[1] not in held and row[3] not in _SKIPPED}
         needed.difference_update([row[1] for row in rows if row[3] in _STARTS])
         return sorted(needed)
 
@@ -227,16 +233,19 @@ class Fold:
         jobs, touched, changes = self.jobs, self._touched, self._changes
         daily = changes.daily
         position = self.position
-        effects, starts, settles, dead_letters, gives_back = (
+        effects, starts, settles, dead_letters, gives_back, skipped = (
             EFFECTS,
             Effect.STARTS,
             Effect.SETTLES,
             Effect.DEAD_LETTERS,
             Effect.GIVES_BACK,
+            Effect.NONE,
         )
         stats = changes.stats
         for position, job_id, version, kind, data, occurred_at, actor in rows:
             effect = effects.get(kind)
+            if effect is skipped:
+                continue
             if effect is starts:
                 if job_id in jobs:
                     raise IllegalTransition(job_id, jobs[job_id].status, kind)

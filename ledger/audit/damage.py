@@ -12,7 +12,7 @@ import orjson
 
 from ledger.audit.chain import RawRow, RowReader, seal
 from ledger.audit.problems import Problem, ProblemKind
-from ledger.events import GENESIS_HASH, EventType
+from ledger.events import GENESIS_HASH, OPERATOR_EVENTS, OPERATOR_STREAM, EventType
 
 #: how far around its position a failing row is tried, to tell "moved" from "modified"
 _MOVE_WINDOW = 16
@@ -144,3 +144,17 @@ def request_matches(
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return False
+
+
+def stream_problem(row: RawRow) -> Problem | None:
+    """Operator events (``ledger.control``) stand in the operator stream, and only they do."""
+    operator_event = row.type in OPERATOR_EVENTS
+    if operator_event == (row.job_id == OPERATOR_STREAM):
+        return None
+    what = "an operator event" if operator_event else "a job's event"
+    where = "a job's stream" if operator_event else "the operator stream"
+    return Problem(
+        row.position,
+        ProblemKind.ILLEGAL_TRANSITION,
+        f"job {row.job_id}: {row.type!r} is {what} in {where}",
+    )

@@ -27,22 +27,36 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ledger.audit.chain import RawRow, RawValues, RowReader, seal
-from ledger.audit.damage import columns_problem, explain_break, request_matches
+from ledger.audit.damage import columns_problem, explain_break, request_matches, stream_problem
 from ledger.audit.problems import Problem, ProblemKind, anchor_missing, rewritten
-from ledger.events import GENESIS_HASH, EventType, sealed_hash
-from ledger.lifecycle import TERMINAL, TRANSITIONS, JobStatus
+from ledger.events import GENESIS_HASH, OPERATOR_EVENTS, EventType, sealed_hash
+from ledger.lifecycle import TERMINAL, TRANSITIONS
 
-#: the lifecycle's transition table with plain-string keys (enum hashing is slow per row)
+#: the "state" of the operator stream (``ledger.control``): any operator event may follow
+#: any other, from the first on; no job event may stand in it, nor it in a job's stream
+_OPERATOR = "operator stream"
+
+#: the lifecycle's transition table with plain-string keys (enum hashing is slow per row),
+#: and the operator stream's events
 _NEXT: Mapping[tuple[str | None, str], str] = {
-    (None if before is None else before.value, event_type.value): after.value
-    for (before, event_type), after in TRANSITIONS.items()
+    **{
+        (None if before is None else before.value, event_type.value): after.value
+        for (before, event_type), after in TRANSITIONS.items()
+    },
+    **{(before, kind): _OPERATOR for kind in OPERATOR_EVENTS for before in (None, _OPERATOR)},
+}
+#: ``_NEXT`` for the fast path: the operator stream's first event goes through ``check``,
+#: which sees that it stands in the operator stream; after it the stream's state is held
+_FAST_NEXT = {
+    key: after for key, after in _NEXT.items() if key[0] is not None or after != _OPERATOR
 }
 _TERMINAL = frozenset(status.value for status in TERMINAL)
 _ENQUEUED = EventType.ENQUEUED.value
 
 #: the state after each event type (the lifecycle's targets depend on the event alone)
-_STATUS_AFTER: Mapping[str, JobStatus] = {
-    event_type.value: status for (_, event_type), status in TRANSITIONS.items()
+_STATUS_AFTER: Mapping[str, str] = {
+    **{event_type.value: status.value for (_, event_type), status in TRANSITIONS.items()},
+    **{kind: _OPERATOR for kind in OPERATOR_EVENTS},
 }
 
 #: "no anchor ahead" for the fast path's bound
@@ -175,7 +189,7 @@ class Walker:
         fast path only ever accepts; everything it does not accept is re-checked
         by ``check``, which also explains what is wrong.
         """
-        jobs, nxt, terminal, rehash = self.jobs, _NEXT, _TERMINAL, sealed_hash
+        jobs, nxt, terminal, rehash = self.jobs, _FAST_NEXT, _TERMINAL, sealed_hash
         enqueued = _ENQUEUED
         next_anchor = min(self.anchors, default=_NO_ANCHOR)
         last_position, last_hash, hash_before_last, last_time = (
@@ -346,12 +360,12 @@ class Walker:
 
     def _job(self, row: RawRow) -> Problem | None:
         """Check the job's version and transition, then move the job on to this row."""
-        problem = self._job_step(row)
+        problem = stream_problem(row) or self._job_step(row)
         status = _STATUS_AFTER.get(row.type)
-        if status is None or status.value in _TERMINAL:
+        if status is None or status in _TERMINAL:
             self.jobs.pop(row.job_id, None)
         else:
-            self.jobs[row.job_id] = (row.version, status.value)
+            self.jobs[row.job_id] = (row.version, status)
         return problem
 
     def _job_step(self, row: RawRow) -> Problem | None:
@@ -395,7 +409,7 @@ class Walker:
                 f"job {row.job_id}: its event at position {previous.position} has an "
                 f"unknown type {previous.type!r}",
             )
-        return previous.version, status.value
+        return previous.version, status
 
 
 def time_order(text: str) -> tuple[int, str]:

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "repay": ("settle",),
     "reverse": ("settle",),
     "init": ("init",),
+    "pause": ("operate",),
+    "resume": ("operate",),
     "project": ("projections",),
     "reconcile": ("reconcile",),
     "recover": ("worker",),

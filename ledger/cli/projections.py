@@ -30,9 +30,10 @@ from rich.text import Text
 
 from ledger.business_time import parse_moment
 from ledger.cli.app import app, audit_engine, console, err_console, load_settings, print_json
+from ledger.control import controls_after
 from ledger.db import create_engine
 from ledger.errors import DatabaseUnavailable, InvalidRequest
-from ledger.events import StoredEvent, format_time
+from ledger.events import OPERATOR_STREAM, StoredEvent, format_time
 from ledger.health import check_health, queue_status
 from ledger.money import format_amount
 from ledger.request import MAX_JOB_ID_LENGTH
@@ -135,18 +136,25 @@ def stats(
 ) -> None:
     """Queue statistics: jobs and amounts waiting, delayed, processing, in the DLQ, completed."""
     moment = parse_time(as_of, "--as-of") if as_of else None
+    paused: bool | None = None
     if moment is None:
         with open_store() as store:
             result = ReadModels(store).stats(datetime.now(UTC))
+            latest = store.latest_events([OPERATOR_STREAM]).get(OPERATOR_STREAM)
+            paused = controls_after(latest).paused
     else:
         # folded in memory: a read-only role, or the auditors' hot standby, can ask too
         with open_audit_log() as store:
             result = in_memory.stats_as_of(store, moment)
     if as_json:
         # the queue's health is a fact of now, not of the moment asked about
-        print_json(result.as_api(_status()) if moment is None else result.as_api("as-of"))
+        if moment is None:
+            print_json({**result.as_api(_status()), "paused": paused})
+        else:
+            print_json(result.as_api("as-of"))
     else:
-        print_stats(result, title="as of " + format_time(result.now))
+        title = "as of " + format_time(result.now) + (", PAUSED" if paused else "")
+        print_stats(result, title=title)
 
 
 def _status() -> str:

@@ -104,11 +104,17 @@ class LedgerCollector(Collector):
             head = self.ledger.store.head().position
             checkpoint = queries.checkpoint(self.ledger.engine)
             stats = queries.stats(self.ledger.engine, datetime.now(UTC))
+            paused = self.ledger.controls().paused
         except LedgerError:
             yield GaugeMetricFamily("ledger_database_up", "1 when the log answered.", 0)
             return
         yield GaugeMetricFamily("ledger_database_up", "1 when the log answered.", 1)
         yield GaugeMetricFamily("ledger_log_position", "Position of the last event.", head)
+        yield GaugeMetricFamily(
+            "ledger_queue_paused",
+            "1 while the queue is paused (ledger pause): workers claim nothing.",
+            1 if paused else 0,
+        )
         yield GaugeMetricFamily(
             "ledger_projection_lag_events",
             "Events appended but not yet folded into the live projections.",

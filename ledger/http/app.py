@@ -23,6 +23,7 @@ from ledger.http.routes import (
     health,
     jobs,
     metrics,
+    operate,
     queue,
     settle,
     settlements,
@@ -82,7 +83,7 @@ def create_app(
     app.add_middleware(TokenGate, tokens=tokens)
     app.add_middleware(SecurityHeaders)
     errors.install(app)
-    for module in (settlements, queue, jobs, settle, audit, metrics):
+    for module in (settlements, queue, operate, jobs, settle, audit, metrics):
         app.include_router(module.router, responses=documented(*API_ERRORS))
     app.include_router(webhooks.router, responses=documented(413))
     app.include_router(webhooks.inbox_router, responses=documented(*API_ERRORS))

@@ -39,7 +39,18 @@ RedisClient = redis.Redis | RedisCluster
 SAFE_POLICY = "noeviction"
 POLICY = "maxmemory-policy"
 #: one ``.lua`` file per operation, in ``scripts/``
-SCRIPTS = ("cache", "push", "move", "restore", "claim", "renew", "finish", "reap", "depths")
+SCRIPTS = (
+    "cache",
+    "push",
+    "move",
+    "restore",
+    "claim",
+    "renew",
+    "finish",
+    "reap",
+    "depths",
+    "control",
+)
 #: (script name, KEYS, ARGV): one call queued in a pipeline
 ScriptCall = tuple[str, list[str], list[Any]]
 #: jobs per script call, so one call never blocks Redis for long
@@ -48,11 +59,13 @@ CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What ``claim`` took: leased job ids, Redis' clock, and when the next delayed job is due."""
+    """What ``claim`` took: leased job ids, Redis' clock, and when the next delayed job is due
+    (``paused``: the queue is paused, nothing was taken)."""
 
     now_ms: int
     next_due_ms: int | None
     job_ids: list[str]
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,10 +315,22 @@ class HotQueue:
     def claim(self, limit: int, lease_ms: int, promote: int = 1000) -> Claim:
         """Lease up to ``limit`` ready jobs (promoting due delayed ones first)."""
         result = self._run(
-            "claim", [*self._sets, self.keys.notify], [max(limit, 0), lease_ms, promote]
+            "claim",
+            [*self._sets, self.keys.notify, self.keys.control],
+            [max(limit, 0), lease_ms, promote],
         )
         next_due = int(result[1])
-        return Claim(int(result[0]), None if next_due < 0 else next_due, list(result[2:]))
+        return Claim(
+            int(result[0]),
+            None if next_due < 0 else next_due,
+            list(result[3:]),
+            paused=int(result[2]) == 1,
+        )
+
+    def set_controls(self, version: int, *, paused: bool) -> bool:
+        """Store the controls of the operator stream's ``version`` for the claim script,
+        unless a later version is stored; True if stored."""
+        return bool(self._run("control", [self.keys.control], [version, 1 if paused else 0]))
 
     def wait(self, timeout: float) -> bool:
         """Block until a push wakes us or ``timeout`` seconds pass (no busy polling)."""

@@ -11,6 +11,8 @@ so every multi-key Lua script touches a single Redis Cluster slot.
 * ``inflight`` sorted set, score = lease deadline in ms (Redis ``TIME`` + lease).
 * ``notify``   list of wake-up tokens: blocked claimers ``BLPOP`` it (no busy polling).
 * ``epoch``    a sentinel written by ``recover``; its absence means Redis was flushed.
+* ``control``  hash ``{version, paused}``: the queue's controls as the log's operator
+  stream says (``ledger.control``), read by ``claim.lua``; re-derived by ``recover``.
 * ``job:<id>`` the payload cache: the job's folded state as JSON, with a TTL, so a
   worker can start a job without reading SQL.
 """
@@ -55,6 +57,10 @@ class QueueKeys:
     @property
     def epoch(self) -> str:
         return f"{self.tag}:epoch"
+
+    @property
+    def control(self) -> str:
+        return f"{self.tag}:control"
 
     @property
     def payload_pattern(self) -> str:

@@ -135,7 +135,7 @@ def test_fifty_concurrent_posts_with_one_key_make_one_job(client: TestClient) ->
 
 
 def test_health_and_ready(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "paused": False}
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"]["ok"] is True

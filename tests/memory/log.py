@@ -17,7 +17,15 @@ from typing import Any
 import orjson
 
 from ledger.errors import ConcurrencyError, IdempotencyConflict
-from ledger.events import EventType, NewEvent, StoredEvent, format_time, sealed_hash, to_utc
+from ledger.events import (
+    EventType,
+    NewEvent,
+    StoredEvent,
+    format_time,
+    is_operator_event,
+    sealed_hash,
+    to_utc,
+)
 from ledger.job_ids import new_job_id
 from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.log_reader import LogHead
@@ -32,7 +40,12 @@ from ledger.store import (
 )
 
 #: event types after which a job is finished (what ``unfinished`` leaves out)
-FINISHING = frozenset(event for event, after in STATUS_AFTER_EVENT.items() if after in TERMINAL)
+FINISHING = frozenset(
+    event
+    for event in EventType
+    if is_operator_event(event)
+    or (event in STATUS_AFTER_EVENT and STATUS_AFTER_EVENT[event] in TERMINAL)
+)
 
 Outcome = EnqueueResult | IdempotencyConflict
 

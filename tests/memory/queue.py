@@ -37,6 +37,8 @@ class MemoryQueue:
         self.inflight: dict[str, int] = {}
         #: job id -> (cached state, expiry ms)
         self.payloads: dict[str, tuple[Job, int]] = {}
+        #: (operator stream version, paused) as ``set_controls`` stored them
+        self.controls: tuple[int, bool] | None = None
         self._tokens = 0
         self._recovered = False
         self._wake = threading.Condition()
@@ -61,6 +63,7 @@ class MemoryQueue:
             self.delayed.clear()
             self.inflight.clear()
             self.payloads.clear()
+            self.controls = None
             self._tokens = 0
             self._recovered = False
 
@@ -131,9 +134,18 @@ class MemoryQueue:
                 self.payloads.pop(job_id, None)
             return removed
 
+    def set_controls(self, version: int, *, paused: bool) -> bool:
+        with self._wake:
+            if self.controls is not None and self.controls[0] > version:
+                return False
+            self.controls = (version, paused)
+            return True
+
     def claim(self, limit: int, lease_ms: int, promote: int = 1000) -> Claim:
         with self._wake:
             now = self.clock_ms()
+            if self.controls is not None and self.controls[1]:
+                return Claim(now, None, [], paused=True)
             due = sorted((score, job_id) for job_id, score in self.delayed.items() if score <= now)
             for score, job_id in due[:promote]:
                 del self.delayed[job_id]

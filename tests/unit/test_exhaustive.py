@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from ledger.decisions import Place, place_of, placement, placement_after
-from ledger.events import EventType
+from ledger.errors import IllegalTransition
+from ledger.events import JOB_EVENTS, OPERATOR_EVENTS, EventType, is_operator_event
 from ledger.lifecycle import (
     STATUS_AFTER_EVENT,
     TERMINAL,
@@ -40,10 +41,25 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("event_type", list(EventType))
-def test_every_event_type_is_in_the_transition_table(event_type: EventType) -> None:
+JOB_EVENT_TYPES = [event for event in EventType if not is_operator_event(event)]
+OPERATOR_EVENT_TYPES = [event for event in EventType if is_operator_event(event)]
+
+
+@pytest.mark.parametrize("event_type", JOB_EVENT_TYPES)
+def test_every_job_event_type_is_in_the_transition_table(event_type: EventType) -> None:
     assert any(event is event_type for _, event in TRANSITIONS)
     assert event_type in STATUS_AFTER_EVENT
+
+
+@pytest.mark.parametrize("event_type", OPERATOR_EVENT_TYPES)
+def test_operator_events_move_no_job_and_no_read_model(event_type: EventType) -> None:
+    assert not any(event is event_type for _, event in TRANSITIONS)
+    assert effect_of(event_type) is Effect.NONE
+    assert event_type.value in OPERATOR_EVENTS and event_type.value not in JOB_EVENTS
+    assert f"'{event_type.value}'" in TYPE_KNOWN
+    state = Progress("job-1", JobStatus.WAITING.value, 1, T0)
+    with pytest.raises(IllegalTransition):
+        advance(state, event_type.value, 2, T0, "someone", {})
 
 
 @pytest.mark.parametrize("status", list(JobStatus))
@@ -51,7 +67,7 @@ def test_every_status_is_reached_by_the_transition_table(status: JobStatus) -> N
     assert status in TRANSITIONS.values()
 
 
-@pytest.mark.parametrize("event_type", list(EventType))
+@pytest.mark.parametrize("event_type", JOB_EVENT_TYPES)
 def test_every_event_type_has_its_step_effect_and_check(event_type: EventType) -> None:
     assert callable(step_of(event_type))
     assert EFFECTS[event_type.value] is effect_of(event_type)

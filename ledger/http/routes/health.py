@@ -19,9 +19,18 @@ MAX_PROJECTION_LAG = 10_000
 
 @router.get("/health")
 @router.head("/health")
-def health() -> dict[str, str]:
-    """Liveness: answers while the process runs (HEAD too: load balancers probe with it)."""
-    return {"status": "ok"}
+def health(ledger: LedgerDep) -> dict[str, Any]:
+    """Liveness: answers while the process runs (HEAD too: load balancers probe with it).
+
+    The body says whether the queue is paused (``paused``: ``null`` when the log cannot
+    be read now; liveness does not depend on it, and ``/ready`` stays ready while paused,
+    so load balancers keep sending enqueues).
+    """
+    try:
+        paused: bool | None = ledger.controls().paused
+    except LedgerError:
+        paused = None
+    return {"status": "ok", "paused": paused}
 
 
 @router.get("/ready")

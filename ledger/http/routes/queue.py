@@ -27,12 +27,13 @@ def queue_stats(
     reads: ReadsDep,
     _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
-    """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts.
+    """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts;
+    ``paused``: whether workers are held from claiming (``POST /api/queue/pause``).
 
     As of the log's head (``asOfPosition``): a job enqueued just before is counted.
     """
     status_now = queue_status(check_health(ledger))
-    return reads.stats(datetime.now(UTC)).as_api(status_now)
+    return {**reads.stats(datetime.now(UTC)).as_api(status_now), "paused": ledger.controls().paused}
 
 
 @router.get("/failed")

@@ -7,13 +7,17 @@
 -- KEYS[2]  delayed   sorted set (score: due time, ms)
 -- KEYS[3]  inflight  sorted set (score: lease deadline, ms)
 -- KEYS[4]  notify    list of wake-up tokens (emptied when nothing is ready)
+-- KEYS[5]  control   hash of the queue's controls (paused = '1': claim nothing)
 -- ARGV[1]  most jobs to claim
 -- ARGV[2]  lease in ms
 -- ARGV[3]  most delayed jobs to promote in this call
--- Returns {now ms, next due time in ms or -1, job id…}.
+-- Returns {now ms, next due time in ms or -1, paused (1 or 0), job id…}.
 -- (call_in_slices comes from prelude.lua, loaded in front of every script)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('HGET', KEYS[5], 'paused') == '1' then
+    return {now, -1, 1}
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
     tonumber(ARGV[3]))
 local promoted, places = {}, {}
@@ -24,7 +28,7 @@ for i = 1, #due, 2 do
 end
 call_in_slices('ZREM', KEYS[2], promoted)
 call_in_slices('ZADD', KEYS[1], places)
-local result = {now, -1}
+local result = {now, -1, 0}
 local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
 local deadline = now + tonumber(ARGV[2])
 local leased = {}

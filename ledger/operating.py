@@ -1,0 +1,104 @@
+"""The operator's queue commands: pause and resume (events of the operator stream).
+
+Each reads the operator stream's last event (``ledger.control``), appends the
+change at the version it read (a racing operator gets ``ConcurrencyError`` and
+the command reads again), then reflects the controls in Redis. A command that
+would change nothing (pausing a paused queue) appends nothing and says so.
+After the commit nothing fails the call: a Redis that could not be told is
+told by the relay's sweep, which re-derives the controls whenever the operator
+stream moves, and by ``recover`` after a flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.control import Controls, controls_after, pause_event, resume_event
+from ledger.errors import ConcurrencyError, DatabaseUnavailable, QueueUnavailable
+from ledger.events import OPERATOR_STREAM, NewEvent
+from ledger.ports import EventLog
+from ledger.relay import Relay
+
+log = logging.getLogger("ledger.service")
+
+#: tries of a command whose append lost a race (each reads the stream again)
+_TRIES = 3
+
+#: builds the event of a command from the controls it read (``None``: nothing to do)
+Change = Callable[[Controls], NewEvent | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Controlled:
+    """What a command left: the controls after it, and whether it appended."""
+
+    controls: Controls
+    appended: bool
+
+    def as_api(self) -> dict[str, Any]:
+        return {**self.controls.as_api(), "appended": self.appended}
+
+
+@dataclass
+class Operating:
+    """Pause and resume (see the module docstring)."""
+
+    store: EventLog
+    relay: Relay
+
+    def controls(self) -> Controls:
+        """The controls as the log's operator stream says now."""
+        return controls_after(self.store.latest_events([OPERATOR_STREAM]).get(OPERATOR_STREAM))
+
+    def pause(self, *, actor: str, reason: str) -> Controlled:
+        """Stop workers claiming (jobs already claimed finish; enqueues go on)."""
+        return self._change(lambda now: pause_event(now, actor=actor, reason=reason))
+
+    def resume(self, *, actor: str, reason: str) -> Controlled:
+        """Let workers claim again."""
+        return self._change(lambda now: resume_event(now, actor=actor, reason=reason))
+
+    def _change(self, change: Change) -> Controlled:
+        for _ in range(_TRIES - 1):
+            try:
+                return self._try(change)
+            except ConcurrencyError:
+                continue  # another operator's change came first: read it and decide again
+        return self._try(change)
+
+    def _try(self, change: Change) -> Controlled:
+        current = self.controls()
+        event = change(current)
+        if event is None:
+            return Controlled(current, appended=False)
+        stored = self.store.append(OPERATOR_STREAM, current.version, [event])
+        after = controls_after(stored[-1])
+        self._reflect_quietly(after)
+        return Controlled(after, appended=True)
+
+    def _reflect_quietly(self, controls: Controls) -> None:
+        try:
+            self.relay.reflect_controls(controls)
+        except (QueueUnavailable, DatabaseUnavailable) as error:
+            log.warning("controls recorded but Redis not told (%s); the sweep will", error)
+
+
+class OperatorCommands:
+    """``Ledger``'s queue controls, each delegated to its ``Operating``."""
+
+    operating: Operating
+
+    def controls(self) -> Controls:
+        """The queue's controls (paused or not, since when, by whom, why) from the log."""
+        return self.operating.controls()
+
+    def pause(self, *, actor: str, reason: str) -> Controlled:
+        """Pause the queue: workers stop claiming; running jobs finish; enqueues go on."""
+        return self.operating.pause(actor=actor, reason=reason)
+
+    def resume(self, *, actor: str, reason: str) -> Controlled:
+        """Resume a paused queue."""
+        return self.operating.resume(actor=actor, reason=reason)

@@ -1,0 +1,82 @@
+"""The operator stream: events that belong to no job (pause, resume).
+
+Revision ID: 0014_operator_stream
+Revises: 0013_provider_webhooks
+Create Date: 2026-12-07
+
+``ck_events_type_known`` allows ``paused`` and ``resumed``, the events of the
+queue's operator stream (job id ``operator``, ``ledger.control``). The CHECK is
+widened as 0012 widened it (on SQLite the table's SQL text is edited in place,
+so the append-only and time-guard triggers stay). The downgrade refuses while
+the log holds an operator event (events are never deleted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0014_operator_stream"
+down_revision: str | None = "0013_provider_webhooks"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OLD_TYPES = (
+    "enqueued",
+    "attempted",
+    "failed",
+    "dead_lettered",
+    "requeued",
+    "completed",
+    "submitted",
+    "cancelled",
+    "reversed",
+    "refunded",
+)
+NEW_TYPES = ("paused", "resumed")
+
+_CHECK = re.compile(r"CONSTRAINT ck_events_type_known CHECK \(type IN \([^)]*\)\)")
+
+
+def _condition(types: Sequence[str]) -> str:
+    return "type IN (" + ", ".join(f"'{value}'" for value in types) + ")"
+
+
+def _set_type_check(types: Sequence[str]) -> None:
+    conn = op.get_bind()
+    condition = _condition(types)
+    if conn.dialect.name == "postgresql":
+        op.execute("ALTER TABLE events DROP CONSTRAINT ck_events_type_known")
+        op.execute(f"ALTER TABLE events ADD CONSTRAINT ck_events_type_known CHECK ({condition})")
+        return
+    table_sql = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).scalar_one()
+    new_sql, found = _CHECK.subn(f"CONSTRAINT ck_events_type_known CHECK ({condition})", table_sql)
+    if found != 1:
+        raise RuntimeError("events: ck_events_type_known not found in the table's SQL")
+    schema_version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+    conn.exec_driver_sql("PRAGMA writable_schema = ON")
+    conn.exec_driver_sql(
+        "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'events'", (new_sql,)
+    )
+    conn.exec_driver_sql(f"PRAGMA schema_version = {int(schema_version) + 1}")
+    conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+
+
+def upgrade() -> None:
+    _set_type_check(OLD_TYPES + NEW_TYPES)
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    kinds = ", ".join(f"'{value}'" for value in NEW_TYPES)
+    held = conn.exec_driver_sql(f"SELECT count(*) FROM events WHERE type IN ({kinds})").scalar()
+    if held:
+        raise RuntimeError(
+            f"the log holds {held} operator events (paused/resumed): events are never "
+            "deleted, so this ledger cannot go back below 0014_operator_stream"
+        )
+    _set_type_check(OLD_TYPES)
