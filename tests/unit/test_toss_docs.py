@@ -30,6 +30,7 @@ from ledger.providers.toss.wire import (
     ErrorKind,
     Payout,
     error_kind,
+    failure_reason,
     payout_request,
     ref_payout_id,
     result_of,
@@ -166,3 +167,9 @@ def test_only_completed_is_paid_an_unknown_status_is_waited_on() -> None:
 
     assert not result_of(payout("COMPLETED")).pending
     assert all(result_of(payout(s)).pending for s in ("REQUESTED", "IN_PROGRESS", "HELD"))
+
+
+def test_tosss_words_enter_a_reason_printable_and_short() -> None:
+    payout = Payout("FPA_1", "key-1", "FAILED", 500, "KRW", "job-1", "X" * 500, "bad\x1b[31m" * 200)
+    reason = failure_reason(payout)
+    assert "\x1b" not in reason and len(reason) < 450

@@ -32,7 +32,7 @@ from ledger.providers.toss.errors import (
     TossUnavailable,
 )
 from ledger.providers.toss.settings import TossSettings
-from ledger.providers.toss.wire import ErrorKind, Payout, error_kind, payouts_of
+from ledger.providers.toss.wire import ErrorKind, Payout, error_kind, is_failed, payouts_of, said
 
 SECURITY_MODE_HEADER = "TossPayments-api-security-mode"
 
@@ -85,7 +85,9 @@ class TossClient:
         """The payout we requested under ``ref_payout_id``, if Toss has one."""
         envelope = self._send("GET", "/v2/payouts", params={"refPayoutId": ref_payout_id})
         found = [payout for payout in _payouts(envelope) if payout.ref_payout_id == ref_payout_id]
-        return found[-1] if found else None
+        live = [payout for payout in found if not is_failed(payout)]
+        chosen = live or found
+        return chosen[-1] if chosen else None
 
     def get_payout(self, payout_id: str) -> Payout:
         """GET /v2/payouts/{id}."""
@@ -147,8 +149,8 @@ class TossClient:
             return document
         found = document.get("error")
         error: dict[str, Any] = found if isinstance(found, dict) else document
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        message = str(error.get("message") or response.reason_phrase)
+        code = said(error["code"])[:64] if isinstance(error.get("code"), str) else None
+        message = said(error.get("message") or response.reason_phrase)
         kind = error_kind(response.status_code, code)
         match kind:
             case ErrorKind.PERMANENT:

@@ -176,8 +176,18 @@ def result_of(payout: Payout) -> ProviderResult:
     )
 
 
+#: the most of Toss's own words a recorded reason carries
+MAX_MESSAGE = 300
+
+
+def said(text: object) -> str:
+    """Toss's text as we record it: printable, at most ``MAX_MESSAGE`` characters."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return printable[:MAX_MESSAGE]
+
+
 def failure_reason(payout: Payout) -> str:
     """Why Toss failed a payout, as the ledger records it."""
-    code = payout.error_code or payout.status
-    message = payout.error_message or "no message"
-    return f"Toss {payout.status.lower()} payout {payout.id}: {code}: {message}"
+    code = said(payout.error_code or payout.status)[:64]
+    message = said(payout.error_message or "no message")
+    return f"Toss {said(payout.status)[:32].lower()} payout {payout.id}: {code}: {message}"
