@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from ledger.compose.metrics import Metrics
 from ledger.db import create_engine
-from ledger.http import errors
+from ledger.http import console, errors
 from ledger.http.auth import TokenGate, parse_tokens
 from ledger.http.background import Background
 from ledger.http.body import BodyGuard
+from ledger.http.console.session import Sessions
 from ledger.http.deps import Wiring
 from ledger.http.headers import SecurityHeaders, keep_query_values_out_of_the_access_log
 from ledger.http.problems import documented
@@ -76,7 +77,12 @@ def create_app(
     registry.watch(ledger)
     # routes get these through ledger.http.deps, never from the state itself
     app.state.wiring = Wiring(
-        ledger=ledger, metrics=registry, tokens=tokens, audit_engine=audit_engine, toss=toss
+        ledger=ledger,
+        metrics=registry,
+        tokens=tokens,
+        audit_engine=audit_engine,
+        toss=toss,
+        sessions=Sessions(tokens, open_key=ledger.settings.database_url),
     )
     # the last added runs first: the token is checked before the body is read
     app.add_middleware(BodyGuard, max_bytes=ledger.settings.max_body_bytes)
@@ -89,6 +95,7 @@ def create_app(
     app.include_router(webhooks.inbox_router, responses=documented(*API_ERRORS))
     app.include_router(health.router, responses=documented(400, 413))
     app.include_router(docs.router)
+    console.install(app)
     return app
 
 

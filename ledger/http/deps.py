@@ -8,13 +8,14 @@ with ``app.dependency_overrides[deps.ledger] = ...``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.engine import Engine
 
 from ledger.compose.metrics import Metrics
+from ledger.http.console.session import Sessions
 from ledger.http.roles import Role
 from ledger.log_reader import LogReader
 from ledger.providers.toss.webhooks import TossWebhooks
@@ -38,6 +39,8 @@ class Wiring:
     audit_engine: Engine | None = None
     #: Toss's webhook receiver (``LEDGER_TOSS_SECURITY_KEY`` set), else None
     toss: TossWebhooks | None = None
+    #: the console's session cookies and CSRF tokens (``ledger.http.console``)
+    sessions: Sessions = field(default_factory=lambda: Sessions([]))
 
 
 def wiring(request: Request) -> Wiring:
