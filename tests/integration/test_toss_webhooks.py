@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from ledger.handler import run_handler
 from ledger.http import create_app
-from ledger.http.app import toss_webhooks
+from ledger.http.app import app_from_environment, toss_webhooks
 from ledger.lifecycle import JobStatus
 from ledger.providers.toss.handler import TossPayouts
 from ledger.providers.toss.inbox import WebhookInbox
@@ -29,7 +29,7 @@ from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
 from tests.integration.test_http import TOKEN_SPEC, auth
 from tests.queue_fixtures import on_stacks
-from tests.toss_support import claim_one, settings, toss_request
+from tests.toss_support import SECURITY, claim_one, settings, toss_request
 
 pytestmark = on_stacks([("sqlite", "fakeredis"), ("postgres", "redis")])
 PATH = "/api/webhooks/toss"
@@ -222,3 +222,19 @@ def test_webhooks_need_no_bearer_token_and_404_when_toss_is_not_configured(
             assert entry["outcome"] == "seller" and entry["eventType"] == "seller.changed"
     finally:
         built.close()
+
+
+def test_ledger_serve_mounts_the_receiver_from_the_environment(
+    db_url: str, redis_backend: str, toss: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del redis_backend  # the embedded queue: only the database varies
+    monkeypatch.setenv("LEDGER_DATABASE_URL", db_url)
+    monkeypatch.setenv("LEDGER_TOSS_SECURITY_KEY", SECURITY)
+    body = b'{"eventType": "seller.changed", "entityBody": {"id": "seller_x"}}'
+    app = app_from_environment()
+    try:
+        with TestClient(app) as served:
+            answer = served.post(PATH, content=body, headers=toss.stub.headers(body))
+    finally:
+        app.state.wiring.ledger.close()  # the server's process would end here
+    assert answer.status_code == 200 and answer.json()["outcome"] == "seller"
