@@ -80,7 +80,7 @@ def demo_settings(database: Path) -> Settings:
 
 def fresh_database(database: Path) -> None:
     """Remove a previous demo's file (and its WAL side files), then migrate."""
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".projections.lock"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     migrate.upgrade(f"sqlite:///{database}")
 
