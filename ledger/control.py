@@ -1,6 +1,6 @@
 """The queue's controls: the operator stream, and what its last event says.
 
-Pure: no IO. Pause and resume are operator events of the queue, not of one job:
+Pure: no IO. Pause, resume and bulk actions are operator events of the queue, not of one job:
 they go to a stream of their own, ``OPERATOR_STREAM``, in the same events table
 (one hash chain, one ``verify``, in exports and as-of reads), and the job folds
 leave them out (``ledger.events.is_operator_event``). Each operator event carries
@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.events import EventType, NewEvent, StoredEvent, format_time, is_operator_event
+from ledger.lifecycle import as_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +33,14 @@ class Controls:
     reason: str | None = None
 
     def as_data(self) -> dict[str, Any]:
-        """What an operator event records as the controls after it."""
-        return {"paused": self.paused}
+        """What an operator event that changes no control records as the controls (a
+        bulk action carries them on: the stream's last event always says the state)."""
+        return {
+            "paused": self.paused,
+            "since": None if self.changed_at is None else format_time(self.changed_at),
+            "actor": self.actor,
+            "reason": self.reason,
+        }
 
     def as_api(self) -> dict[str, Any]:
         """The controls as the API, the CLI and the dashboard show them."""
@@ -47,6 +54,8 @@ class Controls:
 
 
 NO_CONTROLS = Controls()
+#: the operator events that change the controls (the others carry them on)
+_CHANGES = frozenset({EventType.PAUSED, EventType.RESUMED})
 
 
 def controls_after(event: StoredEvent | None) -> Controls:
@@ -56,12 +65,18 @@ def controls_after(event: StoredEvent | None) -> Controls:
     if not is_operator_event(event.type):
         raise ValueError(f"event {event.position} ({event.type}) is not an operator event")
     recorded: Mapping[str, Any] = event.data.get("controls", {})
+    paused = bool(recorded.get("paused", False))
+    if event.type in _CHANGES:
+        return Controls(
+            paused, event.version, event.occurred_at, event.actor, _text(event.data.get("reason"))
+        )
+    # an event that changed no control carries the last change on
     return Controls(
-        paused=bool(recorded.get("paused", False)),
-        version=event.version,
-        changed_at=event.occurred_at,
-        actor=event.actor,
-        reason=_text(event.data.get("reason")),
+        paused,
+        event.version,
+        as_time(recorded.get("since")),
+        _text(recorded.get("actor")),
+        _text(recorded.get("reason")),
     )
 
 
@@ -81,8 +96,17 @@ def resume_event(current: Controls, *, actor: str, reason: str) -> NewEvent | No
     return NewEvent(EventType.RESUMED, _data(after, reason), actor=actor)
 
 
+def bulk_event(
+    current: Controls, request: Mapping[str, Any], *, actor: str, reason: str
+) -> NewEvent:
+    """``bulk_requested``: an operator's bulk action and its previewed set of jobs
+    (``ledger.compose.bulk``), recorded before any of them is touched."""
+    data = {"reason": reason, "controls": current.as_data(), "bulk": dict(request)}
+    return NewEvent(EventType.BULK_REQUESTED, data, actor=actor)
+
+
 def _data(after: Controls, reason: str) -> dict[str, Any]:
-    return {"reason": reason, "controls": after.as_data()}
+    return {"reason": reason, "controls": {"paused": after.paused}}
 
 
 def _text(value: object) -> str | None:

@@ -124,6 +124,19 @@ class WrongState(LedgerError):
         self.state = state
 
 
+class BulkChanged(LedgerError):
+    """The jobs a bulk action's filter selects are not the previewed set any more."""
+
+    exit_code = 2
+
+    def __init__(self, count: int, token: str) -> None:
+        super().__init__(
+            f"the filter now selects another set ({count} jobs, token {token}) than the "
+            "preview you confirmed: nothing was done; preview again and confirm that token"
+        )
+        self.token = token
+
+
 class JobInFlight(WrongState):
     """A worker holds an attempt of the job: it cannot be cancelled until the attempt ends."""
 

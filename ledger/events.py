@@ -36,10 +36,11 @@ class EventType(StrEnum):
     #: the queue's operator stream (``OPERATOR_STREAM``), not a job's: see ``ledger.control``
     PAUSED = "paused"
     RESUMED = "resumed"
+    BULK_REQUESTED = "bulk_requested"
 
 
-#: the stream of the queue's operator events (pause, resume): one stream of the log that
-#: belongs to no job (job ids are UUIDs, so it cannot be one)
+#: the stream of the queue's operator events (pause, resume, bulk actions): a stream of
+#: the log that belongs to no job (job ids are UUIDs, so it cannot be one)
 OPERATOR_STREAM = "operator"
 
 
@@ -47,7 +48,7 @@ def is_operator_event(event_type: EventType) -> bool:
     """Whether ``event_type`` is an operator event of the queue (``OPERATOR_STREAM``),
     which the job folds leave out, rather than a transition of a job."""
     match event_type:
-        case EventType.PAUSED | EventType.RESUMED:
+        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED:
             return True
         case (
             EventType.ENQUEUED

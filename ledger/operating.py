@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.control import Controls, controls_after, pause_event, resume_event
+from ledger.control import Controls, bulk_event, controls_after, pause_event, resume_event
 from ledger.errors import ConcurrencyError, DatabaseUnavailable, QueueUnavailable
-from ledger.events import OPERATOR_STREAM, NewEvent
+from ledger.events import OPERATOR_STREAM, EventType, NewEvent, StoredEvent
 from ledger.ports import EventLog
 from ledger.relay import Relay
 
@@ -60,6 +60,31 @@ class Operating:
     def resume(self, *, actor: str, reason: str) -> Controlled:
         """Let workers claim again."""
         return self._change(lambda now: resume_event(now, actor=actor, reason=reason))
+
+    def find_bulk(self, token: str) -> StoredEvent | None:
+        """The ``bulk_requested`` event of a confirmation token, if one was recorded."""
+        for event in self.store.read_stream(OPERATOR_STREAM):
+            if event.type is EventType.BULK_REQUESTED and event.data["bulk"]["token"] == token:
+                return event
+        return None
+
+    def record_bulk(self, request: dict[str, Any], *, actor: str, reason: str) -> StoredEvent:
+        """Append ``bulk_requested`` with ``request`` (its ``token`` names it); the one
+        already recorded under the same token when there is one (a retry)."""
+        for _ in range(_TRIES - 1):
+            try:
+                return self._record_bulk(request, actor=actor, reason=reason)
+            except ConcurrencyError:
+                continue  # another operator event came first: look again
+        return self._record_bulk(request, actor=actor, reason=reason)
+
+    def _record_bulk(self, request: dict[str, Any], *, actor: str, reason: str) -> StoredEvent:
+        found = self.find_bulk(str(request["token"]))
+        if found is not None:
+            return found
+        current = self.controls()
+        event = bulk_event(current, request, actor=actor, reason=reason)
+        return self.store.append(OPERATOR_STREAM, current.version, [event])[-1]
 
     def _change(self, change: Change) -> Controlled:
         for _ in range(_TRIES - 1):

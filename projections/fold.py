@@ -86,7 +86,7 @@ def effect_of(event_type: EventType) -> Effect:
             | EventType.CANCELLED
         ):
             return Effect.MOVES
-        case EventType.PAUSED | EventType.RESUMED:
+        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED:
             return Effect.NONE
         case _:
             assert_never(event_type)

@@ -8,7 +8,8 @@ a job by its id, idempotency key, user, place, mission or provider reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +34,19 @@ class JobFilter:
     min_amount: int | None = None
     max_amount: int | None = None
     search: str | None = None
+    #: the job's last error contains this text
+    reason_contains: str | None = None
+    #: the job's last change (its failure, for a dead-lettered job) in [from, to)
+    changed_from: datetime | None = None
+    changed_to: datetime | None = None
+
+    def as_data(self) -> dict[str, Any]:
+        """The filter as plain JSON values (a bulk action's record and token cover it)."""
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in asdict(self).items()
+            if value is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,13 @@ def _conditions(table: sa.Table, wanted: JobFilter) -> list[sa.ColumnElement[boo
         found.append(c.amount >= wanted.min_amount)
     if wanted.max_amount is not None:
         found.append(c.amount <= wanted.max_amount)
+    if wanted.reason_contains:
+        pattern = "%" + _escape_like(wanted.reason_contains) + "%"
+        found.append(c.last_error.like(pattern, escape="\\"))
+    if wanted.changed_from is not None:
+        found.append(c.updated_at >= wanted.changed_from)
+    if wanted.changed_to is not None:
+        found.append(c.updated_at < wanted.changed_to)
     if wanted.search:
         text = wanted.search
         found.append(
@@ -95,6 +116,38 @@ def _conditions(table: sa.Table, wanted: JobFilter) -> list[sa.ColumnElement[boo
             )
         )
     return found
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A job a bulk action would touch: its id and version as the projection has them."""
+
+    job_id: str
+    version: int
+    amount: int
+    currency: str
+
+
+def bulk_candidates(
+    engine: Engine, wanted: JobFilter, limit: int, tables: ProjectionTables = LIVE
+) -> tuple[list[Candidate], int]:
+    """Up to ``limit`` jobs ``wanted`` selects, oldest first, and the projection's position."""
+    table = tables.job_state
+    c = table.c
+    query = (
+        sa.select(c.job_id, c.version, c.amount, c.currency)
+        .where(*_conditions(table, wanted))
+        .order_by(c.position)
+        .limit(limit)
+    )
+    with reading(engine) as conn:
+        position = read_checkpoint(conn, tables)
+        rows = [Candidate(str(j), int(v), int(a), str(cur)) for j, v, a, cur in conn.execute(query)]
+    return rows, position
 
 
 def list_jobs(

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "repay": ("settle",),
     "reverse": ("settle",),
     "init": ("init",),
+    "bulk": ("operate",),
     "pause": ("operate",),
     "resume": ("operate",),
     "project": ("projections",),

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ledger.errors import (
+    BulkChanged,
     ConcurrencyError,
     DatabaseUnavailable,
     IdempotencyConflict,
@@ -36,6 +37,7 @@ _STATUS: list[tuple[type[LedgerError], int]] = [
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (NotInDeadLetterQueue, status.HTTP_409_CONFLICT),
     (WrongState, status.HTTP_409_CONFLICT),
+    (BulkChanged, status.HTTP_409_CONFLICT),
     (RecordConflict, status.HTTP_409_CONFLICT),
     (ProviderRefused, status.HTTP_409_CONFLICT),
     (DatabaseUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.e2e.conftest import RunLedger
+from tests.e2e.test_cli_log import ARGS
 
 
 def test_pause_and_resume_from_the_command_line(run_ledger: RunLedger) -> None:
@@ -25,3 +26,23 @@ def test_pause_and_resume_from_the_command_line(run_ledger: RunLedger) -> None:
     assert json.loads(resumed.stdout)["paused"] is False
     refused = run_ledger("pause", "--actor", "ana", "--reason", "bell\x07")
     assert refused.returncode == 2
+
+
+def test_bulk_cancel_from_the_command_line(run_ledger: RunLedger) -> None:
+    assert run_ledger("init").returncode == 0
+    for key in ("a", "b"):
+        args = [*ARGS, "--amount", "10000", "--idempotency-key", key, "--json"]
+        assert run_ledger("enqueue", *args).returncode == 0
+    assert run_ledger("project").returncode == 0
+    dry = run_ledger("bulk", "cancel", "--status", "waiting", "--user", "u1")
+    assert dry.returncode == 0, dry.stderr
+    shown = json.loads(dry.stdout)
+    assert shown["dryRun"] is True and shown["count"] == 2
+    done = run_ledger(
+        "bulk", "cancel", "--status", "waiting", "--user", "u1",
+        "--confirm", shown["token"], "--actor", "ana", "--reason", "outage",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["done"] == 2
+    stale = run_ledger("bulk", "cancel", "--status", "waiting", "--confirm", "f" * 32)
+    assert stale.returncode == 2

@@ -10,8 +10,11 @@ from fastapi.testclient import TestClient
 
 from ledger.events import OPERATOR_STREAM, EventType
 from ledger.http import create_app
+from ledger.lifecycle import JobStatus
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
+from projections.runner import Projector
+from tests.factories import request
 from tests.integration.test_http import TOKEN_SPEC, auth
 
 OPERATOR = auth("operator")
@@ -50,3 +53,23 @@ def test_an_auditor_may_not_pause(api: tuple[TestClient, Ledger]) -> None:
     assert answer.status_code == 403
     assert client.post("/api/queue/pause", json={"reason": "no"}).status_code == 401
     assert ledger.store.read_stream(OPERATOR_STREAM) == []
+
+
+def test_bulk_cancel_over_http_previews_then_runs_the_token(
+    api: tuple[TestClient, Ledger],
+) -> None:
+    client, ledger = api
+    ids = [ledger.enqueue(request(idempotency_key=f"k{n}")).job_id for n in range(2)]
+    Projector(ledger.store).catch_up()
+    body = {"action": "cancel", "filter": {"status": "waiting", "currency": "KRW"}}
+    shown = client.post("/api/queue/bulk/preview", json=body, headers=OPERATOR)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["count"] == 2
+    assert shown.json()["amounts"] == {"KRW": {"jobs": 2, "amount": 20_000}}
+    assert client.post("/api/queue/bulk/preview", json=body, headers=AUDITOR).status_code == 403
+    wrong = {**body, "token": "0" * 32, "reason": "outage"}
+    assert client.post("/api/queue/bulk", json=wrong, headers=OPERATOR).status_code == 409
+    run = {**body, "token": shown.json()["token"], "reason": "outage"}
+    done = client.post("/api/queue/bulk", json=run, headers=OPERATOR)
+    assert done.status_code == 200 and done.json()["done"] == 2
+    assert {ledger.job(job_id).status for job_id in ids} == {JobStatus.CANCELLED}

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from ledger.http.console import actions, pages
+from ledger.http.console import actions, bulk, pages
 from ledger.http.console.session import COOKIE
 from ledger.http.console.web import SignInFirst
 
@@ -26,6 +26,7 @@ def install(app: FastAPI) -> None:
     """Add the console's pages, forms and files to ``app``."""
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(bulk.router)
     app.mount(
         STATIC_PATH,
         StaticFiles(packages=[("ledger.http.console", "static")]),

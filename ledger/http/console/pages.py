@@ -76,8 +76,10 @@ def jobs(
     place: str = "",
     mission: str = "",
     currency: str = "",
+    reason: str = "",
     q: str = "",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    done: str = "",
 ) -> HTMLResponse:
     """Jobs by status, user, place, mission, currency; search by id, key or reference."""
     wanted = JobFilter(
@@ -86,6 +88,7 @@ def jobs(
         place_id=place or None,
         mission_id=mission or None,
         currency=currency.upper() or None,
+        reason_contains=reason or None,
         search=q or None,
     )
     listed = list_jobs(ledger.engine, wanted, offset, PAGE_SIZE)
@@ -96,8 +99,9 @@ def jobs(
         listed=listed,
         wanted=wanted,
         statuses=[s.value for s in JobStatus],
+        done=done,
         query={"status": status, "user": user, "place": place, "mission": mission,
-               "currency": currency, "q": q},
+               "currency": currency, "reason": reason, "q": q},
     )  # fmt: skip
 
 
