@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.errors import InvalidRequest
 from ledger.events import EventType, NewEvent, StoredEvent, format_time, is_operator_event
 from ledger.lifecycle import as_time
 
@@ -27,7 +28,9 @@ class Controls:
 
     paused: bool = False
     version: int = 0
-    #: the last operator event: when, by whom, why
+    #: the provider rate limit: most attempts started per second in this queue (0: none)
+    rate: int = 0
+    #: the last pause or resume: when, by whom, why
     changed_at: datetime | None = None
     actor: str | None = None
     reason: str | None = None
@@ -37,6 +40,7 @@ class Controls:
         bulk action carries them on: the stream's last event always says the state)."""
         return {
             "paused": self.paused,
+            "rate": self.rate,
             "since": None if self.changed_at is None else format_time(self.changed_at),
             "actor": self.actor,
             "reason": self.reason,
@@ -46,6 +50,7 @@ class Controls:
         """The controls as the API, the CLI and the dashboard show them."""
         return {
             "paused": self.paused,
+            "attemptsPerSecond": self.rate or None,
             "version": self.version,
             "changedAt": None if self.changed_at is None else format_time(self.changed_at),
             "actor": self.actor,
@@ -66,14 +71,21 @@ def controls_after(event: StoredEvent | None) -> Controls:
         raise ValueError(f"event {event.position} ({event.type}) is not an operator event")
     recorded: Mapping[str, Any] = event.data.get("controls", {})
     paused = bool(recorded.get("paused", False))
+    rate = int(recorded.get("rate", 0))
     if event.type in _CHANGES:
         return Controls(
-            paused, event.version, event.occurred_at, event.actor, _text(event.data.get("reason"))
+            paused,
+            event.version,
+            rate,
+            event.occurred_at,
+            event.actor,
+            _text(event.data.get("reason")),
         )
-    # an event that changed no control carries the last change on
+    # an event that did not pause or resume carries the last of those on
     return Controls(
         paused,
         event.version,
+        rate,
         as_time(recorded.get("since")),
         _text(recorded.get("actor")),
         _text(recorded.get("reason")),
@@ -84,7 +96,7 @@ def pause_event(current: Controls, *, actor: str, reason: str) -> NewEvent | Non
     """``paused``, or ``None`` when the queue is paused already (nothing to record)."""
     if current.paused:
         return None
-    after = Controls(paused=True)
+    after = Controls(paused=True, rate=current.rate)
     return NewEvent(EventType.PAUSED, _data(after, reason), actor=actor)
 
 
@@ -92,7 +104,7 @@ def resume_event(current: Controls, *, actor: str, reason: str) -> NewEvent | No
     """``resumed``, or ``None`` when the queue is not paused (nothing to record)."""
     if not current.paused:
         return None
-    after = Controls(paused=False)
+    after = Controls(paused=False, rate=current.rate)
     return NewEvent(EventType.RESUMED, _data(after, reason), actor=actor)
 
 
@@ -105,8 +117,19 @@ def bulk_event(
     return NewEvent(EventType.BULK_REQUESTED, data, actor=actor)
 
 
+def limits_event(current: Controls, *, rate: int, actor: str, reason: str) -> NewEvent | None:
+    """``limits_set`` with the queue's new provider rate limit (attempts per second, 0 for
+    none), or ``None`` when it is already so."""
+    if rate < 0:
+        raise InvalidRequest(f"invalid rate: {rate} (attempts per second, 0 for no limit)")
+    if rate == current.rate:
+        return None
+    controls = {**current.as_data(), "rate": rate}
+    return NewEvent(EventType.LIMITS_SET, {"reason": reason, "controls": controls}, actor=actor)
+
+
 def _data(after: Controls, reason: str) -> dict[str, Any]:
-    return {"reason": reason, "controls": {"paused": after.paused}}
+    return {"reason": reason, "controls": {"paused": after.paused, "rate": after.rate}}
 
 
 def _text(value: object) -> str | None:

@@ -37,6 +37,7 @@ class EventType(StrEnum):
     PAUSED = "paused"
     RESUMED = "resumed"
     BULK_REQUESTED = "bulk_requested"
+    LIMITS_SET = "limits_set"
 
 
 #: the stream of the queue's operator events (pause, resume, bulk actions): a stream of
@@ -48,7 +49,7 @@ def is_operator_event(event_type: EventType) -> bool:
     """Whether ``event_type`` is an operator event of the queue (``OPERATOR_STREAM``),
     which the job folds leave out, rather than a transition of a job."""
     match event_type:
-        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED:
+        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED | EventType.LIMITS_SET:
             return True
         case (
             EventType.ENQUEUED

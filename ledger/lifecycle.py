@@ -376,7 +376,7 @@ def step_of(event_type: EventType) -> Step:
             step = _requeued
         case EventType.SUBMITTED | EventType.CANCELLED | EventType.REVERSED | EventType.REFUNDED:
             step = _after_queue_step(event_type)
-        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED:
+        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED | EventType.LIMITS_SET:
             step = _no_job
         case _:
             assert_never(event_type)

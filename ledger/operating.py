@@ -1,4 +1,5 @@
-"""The operator's queue commands: pause and resume (events of the operator stream).
+"""The operator's queue commands: pause, resume, the rate limit, bulk records (events of
+the operator stream).
 
 Each reads the operator stream's last event (``ledger.control``), appends the
 change at the version it read (a racing operator gets ``ConcurrencyError`` and
@@ -16,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.control import Controls, bulk_event, controls_after, pause_event, resume_event
+from ledger.control import (
+    Controls,
+    bulk_event,
+    controls_after,
+    limits_event,
+    pause_event,
+    resume_event,
+)
 from ledger.errors import ConcurrencyError, DatabaseUnavailable, QueueUnavailable
 from ledger.events import OPERATOR_STREAM, EventType, NewEvent, StoredEvent
 from ledger.ports import EventLog
@@ -60,6 +68,11 @@ class Operating:
     def resume(self, *, actor: str, reason: str) -> Controlled:
         """Let workers claim again."""
         return self._change(lambda now: resume_event(now, actor=actor, reason=reason))
+
+    def set_limits(self, *, rate: int, actor: str, reason: str) -> Controlled:
+        """Set the provider rate limit: at most ``rate`` attempts started per second in
+        this queue (0: no limit), enforced by the claim script."""
+        return self._change(lambda now: limits_event(now, rate=rate, actor=actor, reason=reason))
 
     def find_bulk(self, token: str) -> StoredEvent | None:
         """The ``bulk_requested`` event of a confirmation token, if one was recorded."""
@@ -127,3 +140,7 @@ class OperatorCommands:
     def resume(self, *, actor: str, reason: str) -> Controlled:
         """Resume a paused queue."""
         return self.operating.resume(actor=actor, reason=reason)
+
+    def set_limits(self, *, rate: int, actor: str, reason: str) -> Controlled:
+        """Limit the attempts started per second in this queue (0: no limit)."""
+        return self.operating.set_limits(rate=rate, actor=actor, reason=reason)

@@ -150,9 +150,9 @@ class WorkQueue(Protocol):
         nothing while the stored controls say paused (``Claim.paused``)."""
         ...
 
-    def set_controls(self, version: int, *, paused: bool) -> bool:
+    def set_controls(self, version: int, *, paused: bool, rate: int = 0) -> bool:
         """Store the queue's controls at the operator stream's ``version`` unless a later
-        version is stored; True if stored."""
+        version is stored; True if stored. ``rate``: most claims per second (0: no limit)."""
         ...
 
     def wait(self, timeout: float) -> bool:

@@ -216,7 +216,7 @@ class Relay:
         if controls is None:
             latest = self.store.latest_events([OPERATOR_STREAM]).get(OPERATOR_STREAM)
             controls = controls_after(latest)
-        self.queue.set_controls(controls.version, paused=controls.paused)
+        self.queue.set_controls(controls.version, paused=controls.paused, rate=controls.rate)
         return controls
 
     def _push(

@@ -86,7 +86,9 @@ def effect_of(event_type: EventType) -> Effect:
             | EventType.CANCELLED
         ):
             return Effect.MOVES
-        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED:
+        case (
+            EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED | EventType.LIMITS_SET
+        ):
             return Effect.NONE
         case _:
             assert_never(event_type)

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "reverse": ("settle",),
     "init": ("init",),
     "bulk": ("operate",),
+    "limits": ("operate",),
     "pause": ("operate",),
     "resume": ("operate",),
     "project": ("projections",),

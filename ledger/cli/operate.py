@@ -57,6 +57,19 @@ def resume(actor: Actor, reason: Reason) -> None:
 
 
 @app.command()
+def limits(
+    rate: Annotated[
+        int, typer.Option(help="Most attempts started per second in this queue; 0: no limit.")
+    ],
+    actor: Actor,
+    reason: Reason,
+) -> None:
+    """Set the provider rate limit of the queue (an event in the log; the claim script
+    enforces it across every worker). Setting the limit it has appends nothing."""
+    _run(actor, reason, lambda ledger: ledger.set_limits(rate=rate, actor=actor, reason=reason))
+
+
+@app.command()
 def bulk(
     action: Annotated[BulkAction, typer.Argument(help="cancel or requeue.")],
     status: Annotated[str, typer.Option(help="dead (the DLQ) or waiting (cancel only).")] = "dead",

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from ledger.business_time import parse_moment
 from ledger.cli.app import app, audit_engine, console, err_console, load_settings, print_json
-from ledger.control import controls_after
+from ledger.control import NO_CONTROLS, controls_after
 from ledger.db import create_engine
 from ledger.errors import DatabaseUnavailable, InvalidRequest
 from ledger.events import OPERATOR_STREAM, StoredEvent, format_time
@@ -136,12 +136,12 @@ def stats(
 ) -> None:
     """Queue statistics: jobs and amounts waiting, delayed, processing, in the DLQ, completed."""
     moment = parse_time(as_of, "--as-of") if as_of else None
-    paused: bool | None = None
+    controls = NO_CONTROLS
     if moment is None:
         with open_store() as store:
             result = ReadModels(store).stats(datetime.now(UTC))
             latest = store.latest_events([OPERATOR_STREAM]).get(OPERATOR_STREAM)
-            paused = controls_after(latest).paused
+            controls = controls_after(latest)
     else:
         # folded in memory: a read-only role, or the auditors' hot standby, can ask too
         with open_audit_log() as store:
@@ -149,11 +149,12 @@ def stats(
     if as_json:
         # the queue's health is a fact of now, not of the moment asked about
         if moment is None:
-            print_json({**result.as_api(_status()), "paused": paused})
+            limits = {"attemptsPerSecond": controls.rate or None}
+            print_json({**result.as_api(_status()), "paused": controls.paused, "limits": limits})
         else:
             print_json(result.as_api("as-of"))
     else:
-        title = "as of " + format_time(result.now) + (", PAUSED" if paused else "")
+        title = "as of " + format_time(result.now) + (", PAUSED" if controls.paused else "")
         print_stats(result, title=title)
 
 

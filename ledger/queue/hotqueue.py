@@ -316,7 +316,7 @@ class HotQueue:
         """Lease up to ``limit`` ready jobs (promoting due delayed ones first)."""
         result = self._run(
             "claim",
-            [*self._sets, self.keys.notify, self.keys.control],
+            [*self._sets, self.keys.notify, self.keys.control, self.keys.bucket],
             [max(limit, 0), lease_ms, promote],
         )
         next_due = int(result[1])
@@ -327,10 +327,11 @@ class HotQueue:
             paused=int(result[2]) == 1,
         )
 
-    def set_controls(self, version: int, *, paused: bool) -> bool:
+    def set_controls(self, version: int, *, paused: bool, rate: int = 0) -> bool:
         """Store the controls of the operator stream's ``version`` for the claim script,
         unless a later version is stored; True if stored."""
-        return bool(self._run("control", [self.keys.control], [version, 1 if paused else 0]))
+        args = [version, 1 if paused else 0, rate]
+        return bool(self._run("control", [self.keys.control], args))
 
     def wait(self, timeout: float) -> bool:
         """Block until a push wakes us or ``timeout`` seconds pass (no busy polling)."""

@@ -11,8 +11,9 @@ so every multi-key Lua script touches a single Redis Cluster slot.
 * ``inflight`` sorted set, score = lease deadline in ms (Redis ``TIME`` + lease).
 * ``notify``   list of wake-up tokens: blocked claimers ``BLPOP`` it (no busy polling).
 * ``epoch``    a sentinel written by ``recover``; its absence means Redis was flushed.
-* ``control``  hash ``{version, paused}``: the queue's controls as the log's operator
+* ``control``  hash ``{version, paused, rate}``: the queue's controls as the log's operator
   stream says (``ledger.control``), read by ``claim.lua``; re-derived by ``recover``.
+* ``bucket``   hash ``{tokens, at}``: the provider rate limit's token bucket (``claim.lua``).
 * ``job:<id>`` the payload cache: the job's folded state as JSON, with a TTL, so a
   worker can start a job without reading SQL.
 """
@@ -61,6 +62,10 @@ class QueueKeys:
     @property
     def control(self) -> str:
         return f"{self.tag}:control"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.tag}:bucket"
 
     @property
     def payload_pattern(self) -> str:

@@ -14,6 +14,7 @@ def test_pause_and_resume_from_the_command_line(run_ledger: RunLedger) -> None:
     assert paused.returncode == 0, paused.stderr
     assert json.loads(paused.stdout) | {"changedAt": None} == {
         "paused": True,
+        "attemptsPerSecond": None,
         "version": 1,
         "changedAt": None,
         "actor": "ana",

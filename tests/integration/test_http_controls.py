@@ -73,3 +73,17 @@ def test_bulk_cancel_over_http_previews_then_runs_the_token(
     done = client.post("/api/queue/bulk", json=run, headers=OPERATOR)
     assert done.status_code == 200 and done.json()["done"] == 2
     assert {ledger.job(job_id).status for job_id in ids} == {JobStatus.CANCELLED}
+
+
+def test_the_rate_limit_over_http_and_in_the_stats(api: tuple[TestClient, Ledger]) -> None:
+    client, _ = api
+    body = {"attemptsPerSecond": 5, "reason": "provider allows 5/s"}
+    answer = client.post("/api/queue/limits", json=body, headers=OPERATOR)
+    assert answer.status_code == 200 and answer.json()["attemptsPerSecond"] == 5
+    assert client.post("/api/queue/limits", json=body, headers=AUDITOR).status_code == 403
+    stats = client.get("/api/queue/stats", headers=AUDITOR).json()
+    assert stats["limits"] == {"attemptsPerSecond": 5}
+    negative = client.post(
+        "/api/queue/limits", json={**body, "attemptsPerSecond": -1}, headers=OPERATOR
+    )
+    assert negative.status_code == 422

@@ -47,7 +47,7 @@ def test_pause_and_resume_are_events_of_the_operator_stream(ledger: Ledger) -> N
         (EventType.PAUSED, 1, "ana"),
         (EventType.RESUMED, 2, "bo"),
     ]
-    assert events[0].data == {"reason": "provider down", "controls": {"paused": True}}
+    assert events[0].data == {"reason": "provider down", "controls": {"paused": True, "rate": 0}}
 
 
 def test_a_paused_queue_is_not_claimed_but_takes_enqueues(ledger: Ledger) -> None:
@@ -140,3 +140,28 @@ def test_verify_names_an_operator_event_in_a_job_stream(ledger: Ledger) -> None:
     result = verify_log(ledger.engine)
     assert not result.ok and result.problem is not None
     assert "an operator event in a job's stream" in result.problem.detail
+
+
+def test_the_rate_limit_bounds_the_attempts_started_per_second(ledger: Ledger) -> None:
+    ledger.recover()
+    for n in range(10):
+        ledger.enqueue(request(idempotency_key=f"r{n}"))
+    set_ = ledger.set_limits(rate=3, actor="ana", reason="provider allows 3/s")
+    assert set_.appended and set_.controls.rate == 3
+    assert not ledger.set_limits(rate=3, actor="ana", reason="again").appended
+    first = ledger.claim_batch("w1", 10, timedelta(seconds=10))
+    assert len(first.jobs) == 3  # the bucket starts with one second's worth
+    second = ledger.claim_batch("w1", 10, timedelta(seconds=10))
+    # refilled at 3 a second meanwhile: at most one more, unless a second went by
+    assert len(second.jobs) <= 1 or second.now - first.now >= timedelta(seconds=1)
+    if not second.jobs:
+        assert second.next_due is not None and second.next_due > second.now
+    # pausing keeps the limit; lifting it lets the rest go
+    ledger.pause(actor="ana", reason="p")
+    assert ledger.controls().rate == 3
+    ledger.resume(actor="ana", reason="r")
+    ledger.set_limits(rate=0, actor="ana", reason="lifted")
+    rest = ledger.claim_batch("w1", 10, timedelta(seconds=10))
+    assert len(first.jobs) + len(second.jobs) + len(rest.jobs) == 10
+    kinds = [e.type for e in ledger.store.read_stream(OPERATOR_STREAM)]
+    assert kinds.count(EventType.LIMITS_SET) == 2

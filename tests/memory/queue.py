@@ -134,7 +134,8 @@ class MemoryQueue:
                 self.payloads.pop(job_id, None)
             return removed
 
-    def set_controls(self, version: int, *, paused: bool) -> bool:
+    def set_controls(self, version: int, *, paused: bool, rate: int = 0) -> bool:
+        # the twin keeps pause only: the rate limit's token bucket is the claim script's
         with self._wake:
             if self.controls is not None and self.controls[0] > version:
                 return False

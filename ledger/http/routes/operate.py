@@ -54,6 +54,20 @@ def resume(body: Why, ledger: LedgerDep, who: Operator) -> dict[str, Any]:
     return ledger.resume(actor=f"http:{who.name}", reason=body.reason).as_api()
 
 
+class Limits(Why):
+    """The queue's provider rate limit: most attempts started per second (0: no limit)."""
+
+    attempts_per_second: StrictInt = Field(alias="attemptsPerSecond", ge=0, le=1_000_000)
+
+
+@router.post("/limits")
+def limits(body: Limits, ledger: LedgerDep, who: Operator) -> dict[str, Any]:
+    """Set the provider rate limit, enforced by the claim script across every worker."""
+    return ledger.set_limits(
+        rate=body.attempts_per_second, actor=f"http:{who.name}", reason=body.reason
+    ).as_api()
+
+
 class Selection(BaseModel):
     """Which jobs a bulk action takes (every field given must match)."""
 

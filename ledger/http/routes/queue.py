@@ -28,12 +28,18 @@ def queue_stats(
     _who: Annotated[Principal, Depends(require(*READERS))],
 ) -> dict[str, Any]:
     """Counts of waiting, processing, dlq, delayed, completed and total jobs, and amounts;
-    ``paused``: whether workers are held from claiming (``POST /api/queue/pause``).
+    ``paused``: whether workers are held from claiming (``POST /api/queue/pause``);
+    ``limits``: the provider rate limit (``POST /api/queue/limits``).
 
     As of the log's head (``asOfPosition``): a job enqueued just before is counted.
     """
     status_now = queue_status(check_health(ledger))
-    return {**reads.stats(datetime.now(UTC)).as_api(status_now), "paused": ledger.controls().paused}
+    controls = ledger.controls()
+    return {
+        **reads.stats(datetime.now(UTC)).as_api(status_now),
+        "paused": controls.paused,
+        "limits": {"attemptsPerSecond": controls.rate or None},
+    }
 
 
 @router.get("/failed")

@@ -7,7 +7,9 @@
 -- KEYS[2]  delayed   sorted set (score: due time, ms)
 -- KEYS[3]  inflight  sorted set (score: lease deadline, ms)
 -- KEYS[4]  notify    list of wake-up tokens (emptied when nothing is ready)
--- KEYS[5]  control   hash of the queue's controls (paused = '1': claim nothing)
+-- KEYS[5]  control   hash of the queue's controls (paused = '1': claim nothing; rate =
+--                    most attempts started per second, '0' or none: no limit)
+-- KEYS[6]  bucket    hash {tokens, at}: the rate limit's token bucket (one second's worth)
 -- ARGV[1]  most jobs to claim
 -- ARGV[2]  lease in ms
 -- ARGV[3]  most delayed jobs to promote in this call
@@ -29,7 +31,20 @@ end
 call_in_slices('ZREM', KEYS[2], promoted)
 call_in_slices('ZADD', KEYS[1], places)
 local result = {now, -1, 0}
-local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
+local limit = tonumber(ARGV[1])
+local rate = tonumber(redis.call('HGET', KEYS[5], 'rate') or '0') or 0
+local tokens = 0
+if rate > 0 then
+    local bucket = redis.call('HMGET', KEYS[6], 'tokens', 'at')
+    tokens = tonumber(bucket[1]) or rate
+    local at = tonumber(bucket[2]) or now
+    tokens = math.min(rate, tokens + math.max(now - at, 0) * rate / 1000)
+    limit = math.min(limit, math.floor(tokens))
+end
+local popped = {}
+if limit > 0 then
+    popped = redis.call('ZPOPMIN', KEYS[1], limit)
+end
 local deadline = now + tonumber(ARGV[2])
 local leased = {}
 for i = 1, #popped, 2 do
@@ -44,5 +59,16 @@ end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if #nxt > 0 then
     result[2] = tonumber(nxt[2])
+end
+if rate > 0 then
+    tokens = tokens - #popped / 2
+    redis.call('HSET', KEYS[6], 'tokens', tostring(tokens), 'at', now)
+    if tokens < 1 and redis.call('ZCARD', KEYS[1]) > 0 then
+        -- jobs are ready but the rate allows none now: say when it will
+        local refill = now + math.ceil((1 - tokens) * 1000 / rate)
+        if result[2] < 0 or refill < result[2] then
+            result[2] = refill
+        end
+    end
 end
 return result
