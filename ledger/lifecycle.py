@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Literal, assert_never
 
 from ledger.errors import IllegalTransition
-from ledger.events import EventType, StoredEvent, to_utc
+from ledger.events import EventType, StoredEvent, is_operator_event, to_utc
 
 
 class JobStatus(StrEnum):
@@ -464,8 +464,11 @@ def _enqueued(event: StoredEvent, status: JobStatus) -> Job:
 
 
 def fold(events: Iterable[StoredEvent]) -> Job | None:
-    """The job after all its events (``None`` for an empty stream)."""
+    """The job after all its events (``None`` for an empty stream, and for the operator
+    stream, which is no job's: ``ledger.control``)."""
     job: Job | None = None
     for event in events:
+        if job is None and is_operator_event(event.type):
+            return None
         job = apply(job, event)
     return job

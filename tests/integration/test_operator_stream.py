@@ -7,8 +7,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from ledger.audit.queries import EventFilters, iter_events
 from ledger.audit.verify import verify_log
 from ledger.control import NO_CONTROLS, pause_event
+from ledger.errors import JobNotFound
 from ledger.events import OPERATOR_STREAM, EventType, NewEvent
 from ledger.lifecycle import JobStatus
 from ledger.service import Ledger
@@ -165,3 +169,15 @@ def test_the_rate_limit_bounds_the_attempts_started_per_second(ledger: Ledger) -
     assert len(first.jobs) + len(second.jobs) + len(rest.jobs) == 10
     kinds = [e.type for e in ledger.store.read_stream(OPERATOR_STREAM)]
     assert kinds.count(EventType.LIMITS_SET) == 2
+
+
+def test_the_operator_stream_is_in_exports_and_no_job(ledger: Ledger) -> None:
+    ledger.enqueue(request())
+    ledger.pause(actor="ana", reason="provider down")
+    exported = list(iter_events(ledger.engine, EventFilters()))
+    assert [(e.job_id, e.type) for e in exported][-1] == (OPERATOR_STREAM, "paused")
+    assert exported[-1].amount is None and exported[-1].user_id is None
+    with pytest.raises(JobNotFound):
+        ledger.job(OPERATOR_STREAM)
+    with pytest.raises(JobNotFound):
+        ledger.cancel(OPERATOR_STREAM, actor="ana", reason="no")
