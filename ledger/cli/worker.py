@@ -81,6 +81,8 @@ def worker(
             "deadLettered": stats.dead_lettered,
             "refused": stats.refused,
             "delayedLeft": stats.delayed_left,
+            # a burst run that stopped because the queue is paused (ledger resume)
+            "paused": stats.paused,
         }
     )
 

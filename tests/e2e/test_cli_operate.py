@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.e2e.conftest import RunLedger
 from tests.e2e.test_cli_log import ARGS
@@ -47,3 +48,19 @@ def test_bulk_cancel_from_the_command_line(run_ledger: RunLedger) -> None:
     assert json.loads(done.stdout)["done"] == 2
     stale = run_ledger("bulk", "cancel", "--status", "waiting", "--confirm", "f" * 32)
     assert stale.returncode == 2
+
+
+def test_a_burst_worker_on_a_paused_queue_says_so(run_ledger: RunLedger, tmp_path: Path) -> None:
+    """A separate process on the embedded queue: the pause comes from the log alone."""
+    (tmp_path / "h25.py").write_text("def ok(job):\n    pass\n")
+    assert run_ledger("init").returncode == 0
+    args = [*ARGS, "--amount", "10000", "--idempotency-key", "p1", "--json"]
+    assert run_ledger("enqueue", *args).returncode == 0
+    assert run_ledger("pause", "--actor", "ana", "--reason", "provider down").returncode == 0
+    worker = run_ledger(
+        "worker", "--burst", "--handler", "h25:ok", env={"PYTHONPATH": str(tmp_path)}
+    )
+    assert worker.returncode == 0, worker.stderr
+    stats = json.loads(worker.stdout)
+    assert (stats["claimed"], stats["paused"]) == (0, True)
+    assert "the queue is paused" in worker.stderr
