@@ -104,7 +104,7 @@ class LedgerCollector(Collector):
             head = self.ledger.store.head().position
             checkpoint = queries.checkpoint(self.ledger.engine)
             stats = queries.stats(self.ledger.engine, datetime.now(UTC))
-            paused = self.ledger.controls().paused
+            controls = self.ledger.controls()
         except LedgerError:
             yield GaugeMetricFamily("ledger_database_up", "1 when the log answered.", 0)
             return
@@ -113,7 +113,12 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "ledger_queue_paused",
             "1 while the queue is paused (ledger pause): workers claim nothing.",
-            1 if paused else 0,
+            1 if controls.paused else 0,
+        )
+        yield GaugeMetricFamily(
+            "ledger_queue_rate_limit",
+            "The provider rate limit: most attempts started per second (0: none).",
+            controls.rate,
         )
         yield GaugeMetricFamily(
             "ledger_projection_lag_events",

@@ -40,7 +40,8 @@ def test_an_operator_pauses_and_resumes_over_http(api: tuple[TestClient, Ledger]
     assert client.get("/api/queue/stats", headers=AUDITOR).json()["paused"] is True
     assert client.get("/health").json() == {"status": "ok", "paused": True}
     assert client.get("/ready").status_code == 200
-    assert "ledger_queue_paused 1.0" in client.get("/metrics", headers=AUDITOR).text
+    scraped = client.get("/metrics", headers=AUDITOR).text
+    assert "ledger_queue_paused 1.0" in scraped and "ledger_queue_rate_limit 0.0" in scraped
     resumed = client.post("/api/queue/resume", json={"reason": "back"}, headers=OPERATOR)
     assert resumed.json()["paused"] is False
     kinds = [e.type for e in ledger.store.read_stream(OPERATOR_STREAM)]
