@@ -13,6 +13,7 @@ from ledger.http import create_app
 from ledger.lifecycle import JobStatus
 from ledger.service import Ledger, build_ledger
 from ledger.settings import Settings
+from projections.runner import Projector
 from tests.factories import request
 from tests.integration.test_http import TOKEN_SPEC, TOKENS
 
@@ -75,3 +76,16 @@ def test_an_auditor_sees_no_controls_and_cannot_post_one(api: tuple[TestClient, 
     assert not ledger.controls().paused
     verified = client.post("/audit/verify", data={"csrf": csrf})
     assert verified.status_code == 200 and "Verify:" in verified.text
+
+
+def test_the_job_list_filters_by_amount_and_time(api: tuple[TestClient, Ledger]) -> None:
+    client, ledger = api
+    sign_in(client, "operator")
+    ledger.enqueue(request(idempotency_key="small", amount=1_000))
+    ledger.enqueue(request(idempotency_key="large", amount=90_000))
+    Projector(ledger.store).catch_up()
+    assert "1 jobs" in client.get("/jobs?min=50000").text
+    assert "2 jobs" in client.get("/jobs?from=2000-01-01T00:00Z&max=90000").text
+    assert "0 jobs" in client.get("/jobs?from=2999-01-01T00:00Z").text
+    refused = client.get("/jobs?min=lots")
+    assert refused.status_code == 200 and "refused: invalid min" in refused.text

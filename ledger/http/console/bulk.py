@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ledger.compose.bulk import BulkAction, execute, preview
 from ledger.errors import LedgerError
+from ledger.http.console.filters import FILTER_FIELDS, job_filter
 from ledger.http.console.web import ActionForm, Form, SessionDep, SessionsDep, page
 from ledger.http.deps import LedgerDep
 from ledger.request import MAX_REASON_LENGTH
@@ -19,19 +20,9 @@ from projections.listing import JobFilter
 
 router = APIRouter(include_in_schema=False)
 
-#: the list's filter fields a bulk action carries (as the /jobs page names them)
-FILTER_FIELDS = ("status", "user", "place", "mission", "currency", "reason")
-
 
 def _filter(form: Form) -> JobFilter:
-    return JobFilter(
-        status=form.get("status") or None,
-        user_id=form.get("user") or None,
-        place_id=form.get("place") or None,
-        mission_id=form.get("mission") or None,
-        currency=form.get("currency").upper() or None,
-        reason_contains=form.get("reason") or None,
-    )
+    return job_filter({name: form.get(name) for name in FILTER_FIELDS})
 
 
 def _listing(form: Form, message: str) -> RedirectResponse:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from ledger.errors import JobNotFound
+from ledger.errors import InvalidRequest, JobNotFound
 from ledger.health import check_health, queue_status
 from ledger.http.console.chart import daily_chart
+from ledger.http.console.filters import FILTER_FIELDS, job_filter
 from ledger.http.console.web import SessionDep, SessionsDep, page
 from ledger.http.deps import LedgerDep, ReadsDep
 from ledger.lifecycle import TERMINAL, JobStatus
@@ -68,41 +69,31 @@ def stats_fragment(
 
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs(
+    request: Request,
     ledger: LedgerDep,
     session: SessionDep,
     signer: SessionsDep,
-    status: str = "",
-    user: str = "",
-    place: str = "",
-    mission: str = "",
-    currency: str = "",
-    reason: str = "",
     q: str = "",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     done: str = "",
 ) -> HTMLResponse:
-    """Jobs by status, user, place, mission, currency; search by id, key or reference."""
-    wanted = JobFilter(
-        status=status or None,
-        user_id=user or None,
-        place_id=place or None,
-        mission_id=mission or None,
-        currency=currency.upper() or None,
-        reason_contains=reason or None,
-        search=q or None,
-    )
+    """Jobs by status, user, place, mission, currency, amount, last error, time of the last
+    change; search by job id, idempotency key, user, place, mission or provider reference."""
+    fields = {name: request.query_params.get(name, "") for name in FILTER_FIELDS}
+    try:
+        wanted = job_filter(fields, q)
+    except InvalidRequest as error:
+        wanted, done = JobFilter(search=q or None), f"refused: {error.message}"
     listed = list_jobs(ledger.engine, wanted, offset, PAGE_SIZE)
     return page(
         "jobs.html",
         session,
         signer,
         listed=listed,
-        wanted=wanted,
         statuses=[s.value for s in JobStatus],
         done=done,
-        query={"status": status, "user": user, "place": place, "mission": mission,
-               "currency": currency, "reason": reason, "q": q},
-    )  # fmt: skip
+        query={**fields, "q": q},
+    )
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
