@@ -86,9 +86,7 @@ def effect_of(event_type: EventType) -> Effect:
             | EventType.CANCELLED
         ):
             return Effect.MOVES
-        case (
-            EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED | EventType.LIMITS_SET
-        ):
+        case EventType.PAUSED | EventType.RESUMED | EventType.BULK_REQUESTED | EventType.LIMITS_SET:
             return Effect.NONE
         case _:
             assert_never(event_type)
