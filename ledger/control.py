@@ -18,8 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.errors import InvalidRequest
-from ledger.events import EventType, NewEvent, StoredEvent, format_time, is_operator_event
-from ledger.lifecycle import as_time
+from ledger.events import EventType, NewEvent, StoredEvent, as_time, format_time, is_operator_event
 
 
 @dataclass(frozen=True, slots=True)

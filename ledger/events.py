@@ -103,6 +103,27 @@ class StoredEvent:
     hash: str
 
 
+#: a time as a ``datetime``, or as text not parsed yet (ISO 8601 from event data, or the
+#: log's stored text on SQLite): long folds carry times through and parse them at the edge
+Moment = datetime | str
+
+
+def as_time(value: Moment | None) -> datetime | None:
+    """A ``Moment`` as a ``datetime`` (text is parsed; ``Z`` and naive text mean UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return to_utc(value)
+
+
+def required_time(value: Moment) -> datetime:
+    """``as_time`` of a time that is never ``None``."""
+    parsed = as_time(value)
+    assert parsed is not None  # a Moment is never None
+    return parsed
+
+
 def to_utc(moment: datetime) -> datetime:
     """Aware UTC datetime; a naive one is taken as UTC (that is how the log stores time)."""
     if moment.tzinfo is None:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Literal, assert_never
 
 from ledger.errors import IllegalTransition
-from ledger.events import EventType, StoredEvent, is_operator_event, to_utc
+from ledger.events import EventType, Moment, StoredEvent, as_time, is_operator_event, required_time
 
 
 class JobStatus(StrEnum):
@@ -65,13 +65,9 @@ def is_terminal(status: JobStatus) -> bool:
     match status:
         case JobStatus.COMPLETED | JobStatus.CANCELLED:
             return True
-        case (
-            JobStatus.WAITING
-            | JobStatus.PROCESSING
-            | JobStatus.SUBMITTED
-            | JobStatus.FAILED
-            | JobStatus.DEAD
-        ):
+        case JobStatus.WAITING | JobStatus.PROCESSING | JobStatus.SUBMITTED:
+            return False
+        case JobStatus.FAILED | JobStatus.DEAD:
             return False
         case _:
             assert_never(status)
@@ -90,10 +86,6 @@ STATUS_AFTER: Mapping[tuple[str | None, str], str] = {
     (None if before is None else before.value, event.value): after.value
     for (before, event), after in TRANSITIONS.items()
 }
-
-#: a time as a ``datetime``, or as text not parsed yet (ISO 8601 from event data, or the
-#: log's stored text on SQLite): long folds carry times through and parse them at the edge
-Moment = datetime | str
 
 
 def next_status(job_id: str, current: JobStatus | None, event_type: EventType) -> JobStatus:
@@ -164,21 +156,6 @@ class Job:
         return self.status is JobStatus.WAITING and self.due_at is not None and self.due_at > now
 
 
-def _parse_time(value: object) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def as_time(value: Moment | None) -> datetime | None:
-    """A ``Moment`` as a ``datetime`` (text is parsed; ``Z`` and naive text mean UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return to_utc(value)
-
-
 @dataclass(slots=True)
 class Progress:
     """What a job's events after ``enqueued`` change, as one mutable record.
@@ -219,8 +196,8 @@ class Progress:
             version=self.version,
             request=request,
             max_attempts=max_attempts,
-            created_at=_required_time(created_at),
-            updated_at=_required_time(self.updated_at),
+            created_at=required_time(created_at),
+            updated_at=required_time(self.updated_at),
             due_at=as_time(self.due_at),
             attempts=self.attempts,
             round_attempts=self.round_attempts,
@@ -238,12 +215,6 @@ class Progress:
             fee=self.fee,
             provider_status=self.provider_status,
         )
-
-
-def _required_time(value: Moment) -> datetime:
-    parsed = as_time(value)
-    assert parsed is not None  # a Moment is never None
-    return parsed
 
 
 def advance(
@@ -459,7 +430,7 @@ def _enqueued(event: StoredEvent, status: JobStatus) -> Job:
         max_attempts=int(data["max_attempts"]),
         created_at=event.occurred_at,
         updated_at=event.occurred_at,
-        due_at=_parse_time(data.get("due_at")),
+        due_at=as_time(data.get("due_at")),
     )
 
 

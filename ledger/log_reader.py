@@ -29,7 +29,7 @@ from ledger.append_sql import for_dialect
 from ledger.db import READ_ONLY, is_sqlite
 from ledger.driver_errors import ledger_error
 from ledger.errors import LedgerError
-from ledger.events import GENESIS_HASH, OPERATOR_EVENTS, EventType, StoredEvent, to_utc
+from ledger.events import GENESIS_HASH, OPERATOR_EVENTS, EventType, StoredEvent, as_time, to_utc
 from ledger.lifecycle import STATUS_AFTER_EVENT, TERMINAL
 from ledger.schema import events as events_table
 
@@ -125,18 +125,12 @@ class LogReader:
         checked by one backward probe of the ``(job_id, version)`` index. With
         ``until``, jobs changed after that position are left out.
         """
-        later = events_table.alias("later")
-        last_version = (
-            sa.select(sa.func.max(later.c.version))
-            .where(later.c.job_id == events_table.c.job_id)
-            .scalar_subquery()
-        )
         query = (
             sa.select(*EVENT_COLUMNS)
             .where(
                 events_table.c.position > after,
                 events_table.c.type.not_in(_FINISHING),
-                events_table.c.version == last_version,
+                _LAST_OF_ITS_JOB,
             )
             .order_by(events_table.c.position)
             .limit(limit)
@@ -147,31 +141,21 @@ class LogReader:
             return [to_event(row) for row in conn.execute(query)]
 
     def submitted_due(self, now: datetime, after: int = 0, limit: int = 500) -> list[StoredEvent]:
-        """``submitted`` events still their job's last, whose confirmation was due by ``now``.
-
-        The payouts a provider holds past their deadline (overdue: to be looked up).
-        Walks the ``submitted`` events by the ``(type, position)`` index; pass the
-        last position seen as ``after`` to read on.
-        """
-        later = events_table.alias("later")
-        last_version = (
-            sa.select(sa.func.max(later.c.version))
-            .where(later.c.job_id == events_table.c.job_id)
-            .scalar_subquery()
-        )
+        """Payouts a provider holds past their deadline: ``submitted`` events still their job's
+        last, due by ``now``, by the ``(type, position)`` index (``after``: read on)."""
         query = (
             sa.select(*EVENT_COLUMNS)
             .where(
                 events_table.c.type == EventType.SUBMITTED.value,
                 events_table.c.position > after,
-                events_table.c.version == last_version,
+                _LAST_OF_ITS_JOB,
             )
             .order_by(events_table.c.position)
             .limit(limit)
         )
         with self._reading() as conn:
             events = [to_event(row) for row in conn.execute(query)]
-        return [event for event in events if _due_by(event, now)]
+        return [e for e in events if (due := as_time(e.data.get("due_at"))) is None or due <= now]
 
     def changes_after(self, after: int, limit: int = 5000) -> list[tuple[int, str, EventType]]:
         """``(position, job_id, type)`` of the events after ``after``: a cheap tail of the log."""
@@ -348,15 +332,18 @@ def _page(
     return query
 
 
-def _due_by(event: StoredEvent, now: datetime) -> bool:
-    due = event.data.get("due_at")
-    return due is None or datetime.fromisoformat(str(due).replace("Z", "+00:00")) <= now
-
-
 def _db_time(moment: datetime) -> datetime:
     """Times are bound as UTC (SQLite stores them without an offset)."""
     return to_utc(moment)
 
+
+_LATER = events_table.alias("later")
+#: the event is its job's last: one backward probe of the ``(job_id, version)`` index
+_LAST_OF_ITS_JOB = events_table.c.version == (
+    sa.select(sa.func.max(_LATER.c.version))
+    .where(_LATER.c.job_id == events_table.c.job_id)
+    .scalar_subquery()
+)
 
 #: the event types that finish a job for good (its stream ends with one of them), and the
 #: operator stream's (no job: nothing of it is a job for the hot queue)

@@ -25,8 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.errors import InvalidRequest
-from ledger.events import to_utc
-from ledger.lifecycle import as_time
+from ledger.events import as_time, to_utc
 from ledger.log_reader import LogReader
 from ledger.money import format_amount
 from projections.memory import MemoryProjection

@@ -23,13 +23,12 @@ from typing import Any, assert_never
 import orjson
 
 from ledger.errors import IllegalTransition
-from ledger.events import EventType, StoredEvent, to_utc
+from ledger.events import EventType, Moment, StoredEvent, to_utc
 from ledger.lifecycle import (
     STATUS_AFTER,
     TERMINAL,
     Job,
     JobStatus,
-    Moment,
     Progress,
     advance,
 )

@@ -14,8 +14,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from ledger.events import StoredEvent
-from ledger.lifecycle import as_time
+from ledger.events import StoredEvent, as_time
 from projections.fold import DailyKey, DayTotals, Fold, JobState, StatsKey, Totals
 from projections.rows import (
     DLQ_COLUMNS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,11 +17,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.business_time import day_start
 from ledger.errors import InvalidRequest
 from ledger.events import epoch_ms, to_utc
 from ledger.request import wire_settlement
 from ledger.schema import events
+from projections.days import local_day, midnight, utc_day
 from projections.rows import JobRecord, record_from_row
 from projections.schema import (
     COMPLETED_ROWS,
@@ -421,9 +421,9 @@ def completed_totals_query(
     take a time's day."""
     jobs = tables.job_state
     day = (
-        _utc_day(jobs.c.completed_at, dialect)
+        utc_day(jobs.c.completed_at, dialect)
         if zone is None
-        else _local_day(jobs.c.completed_at, dialect, zone)
+        else local_day(jobs.c.completed_at, dialect, zone)
     ).label("day")
     columns = [jobs.c.currency, *(day if name == "day" else jobs.c[name] for name in group_by)]
     # the partial index's own condition, as text: a bound status would not match it
@@ -435,33 +435,9 @@ def completed_totals_query(
         sa.func.sum(jobs.c.refunded),
     ).where(COMPLETED_ROWS)
     if start is not None:
-        query = query.where(jobs.c.completed_at >= _midnight(start, zone))
+        query = query.where(jobs.c.completed_at >= midnight(start, zone))
     if end is not None and end < date.max:  # no day after the last one: no upper bound
-        query = query.where(jobs.c.completed_at < _midnight(end + timedelta(days=1), zone))
+        query = query.where(jobs.c.completed_at < midnight(end + timedelta(days=1), zone))
     if currency is not None:
         query = query.where(jobs.c.currency == currency)
     return query.group_by(*columns).order_by(*columns)
-
-
-def _midnight(day: date, zone: ZoneInfo | None = None) -> datetime:
-    """The instant a day starts (UTC by default), in UTC."""
-    if zone is None:
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return day_start(day, zone)
-
-
-def _local_day(
-    moment: sa.ColumnElement[Any], dialect: str, zone: ZoneInfo
-) -> sa.ColumnElement[date]:
-    """The day of a stored time in ``zone`` (SQLite: the function ``ledger.db`` registers)."""
-    if dialect == "sqlite":
-        return sa.type_coerce(sa.func.ledger_local_day(moment, zone.key), sa.Date)
-    return sa.cast(sa.func.timezone(zone.key, moment), sa.Date)
-
-
-def _utc_day(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[date]:
-    """The UTC day of a stored time, as the fold's ``daily_totals`` days it."""
-    if dialect == "sqlite":
-        # SQLite keeps times as UTC text; ``date()`` cuts the day off it
-        return sa.type_coerce(sa.func.date(moment), sa.Date)
-    return sa.cast(sa.func.timezone("UTC", moment), sa.Date)

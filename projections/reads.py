@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from ledger.lifecycle import JobStatus, as_time
+from ledger.events import as_time
+from ledger.lifecycle import JobStatus
 from ledger.log_reader import LogReader
 from projections import queries
 from projections.as_of import dlq_entries

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ledger.lifecycle import Job, Moment
+from ledger.events import Moment
+from ledger.lifecycle import Job
 from projections.fold import Changes, JobState
 
 #: a time converter for one destination (``as_time`` for memory, the SQL writer's own)

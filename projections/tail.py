@@ -18,7 +18,8 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from ledger.lifecycle import JobStatus, as_time
+from ledger.events import as_time
+from ledger.lifecycle import JobStatus
 from ledger.log_reader import LogReader
 from projections.fold import Fold, JobState, RawEvent, StatsKey, Totals
 from projections.schema import ProjectionTables

@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 
-from ledger.events import to_utc
-from ledger.lifecycle import Moment, as_time
+from ledger.events import Moment, as_time, to_utc
 
 Row = Sequence[Any]
 

@@ -13,7 +13,8 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from ledger.business_time import business_day
-from ledger.lifecycle import JobStatus, as_time
+from ledger.events import as_time
+from ledger.lifecycle import JobStatus
 from ledger.log_reader import LogReader
 from projections.as_of import dlq_entries, dlq_rows
 from projections.fold import Totals

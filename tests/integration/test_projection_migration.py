@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger import migrate
-from ledger.events import to_utc
-from ledger.lifecycle import as_time
+from ledger.events import as_time, to_utc
 from ledger.request import canonical_json
 from ledger.store import EventStore
 from projections import queries
