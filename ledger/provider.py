@@ -103,10 +103,3 @@ def provider_key(idempotency_key: str, payment_round: int) -> str:
     answering with the one it returned.
     """
     return idempotency_key if payment_round <= 1 else f"{idempotency_key}:round-{payment_round}"
-
-
-def result_from_data(data: Mapping[str, Any]) -> ProviderResult:
-    """The ``ProviderResult`` an event recorded (for display and the API)."""
-    return ProviderResult(
-        reference=data.get("reference"), fee=data.get("fee"), status=data.get("status")
-    )
